@@ -1,0 +1,44 @@
+"""The ``tasktrail`` command: serve, worker, replay, audit, projections, db, cleanup.
+
+Every flag falls back to a ``TASKTRAIL_*`` environment variable (see ``tasktrail.settings``).
+Each command group lives in its own module here and is registered below.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from tasktrail import __version__
+from tasktrail.cli.db import db
+from tasktrail.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tasktrail")
+@click.option(
+    "--database-url",
+    default=None,
+    help="sqlite:///PATH (the default, ./tasktrail.db) or postgresql://USER@HOST:PORT/DB. "
+    "Env: TASKTRAIL_DATABASE_URL.",
+)
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None) -> None:
+    """tasktrail: an event-sourced task engine for long-running strategy executions."""
+    ctx.obj = {"database_url": database_url}
+
+
+def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
+    """Settings from the environment, the group's --database-url and a command's own flags."""
+    root = ctx.find_root().obj or {}
+    overrides.setdefault("database_url", root.get("database_url"))
+    return Settings.from_env(os.environ, **overrides)
+
+
+cli.add_command(db)
+
+
+def main() -> None:
+    cli()

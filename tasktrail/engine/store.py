@@ -1,0 +1,165 @@
+"""The event store: an eventsourcing Application over SQLite or PostgreSQL.
+
+Its events table is the outbox. Every event gets its notification id (its *position* in the
+log) in the transaction that records it. On SQLite the table gets an AUTOINCREMENT id, so a
+position is never reused after retention deletes the newest events.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification, Recording
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+from eventsourcing.utils import get_topic
+from sqlalchemy.engine import make_url
+
+from tasktrail.errors import ConfigurationError
+from tasktrail.settings import Settings
+
+EVENTS_TABLE = "tasktrail_events"
+APPLICATION_NAME = "tasktrail"
+
+
+class SQLiteEventRecorder(SQLiteApplicationRecorder):
+    """eventsourcing's SQLite recorder with positions that are never reused."""
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = EVENTS_TABLE):
+        super().__init__(datastore, EVENTS_TABLE)
+        self.insert_events_statement = (
+            f"INSERT INTO {EVENTS_TABLE} (originator_id, originator_version, topic, state) "
+            "VALUES (?,?,?,?)"
+        )
+        self.select_events_statement = (
+            f"SELECT originator_id, originator_version, topic, state FROM {EVENTS_TABLE} "
+            "WHERE originator_id=? "
+        )
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if start is not None:
+            clauses.append("position >= ?" if inclusive_of_start else "position > ?")
+            params.append(start)
+        if stop is not None:
+            clauses.append("position <= ?")
+            params.append(stop)
+        if topics:
+            clauses.append(f"topic IN ({','.join('?' * len(topics))})")
+            params.extend(topics)
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        statement = (
+            "SELECT position, originator_id, originator_version, topic, state "
+            f"FROM {EVENTS_TABLE} {where}ORDER BY position LIMIT ?"
+        )
+        params.append(limit)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, params)
+            return [
+                Notification(
+                    id=row["position"],
+                    originator_id=self.convert_originator_id(row["originator_id"]),
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=row["state"],
+                )
+                for row in c.fetchall()
+            ]
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            f"CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} ("
+            "position INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "originator_id TEXT NOT NULL, "
+            "originator_version INTEGER NOT NULL, "
+            "topic TEXT NOT NULL, "
+            "state BLOB NOT NULL, "
+            "UNIQUE (originator_id, originator_version))"
+        ]
+
+
+def event_store_env(settings: Settings, *, create_table: bool = False) -> dict[str, str]:
+    """eventsourcing's environment for the configured database."""
+    env = {"CREATE_TABLE": "y" if create_table else "n", "ORIGINATOR_ID_TYPE": "uuid"}
+    if settings.is_sqlite:
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            SQLITE_DBNAME=str(settings.sqlite_path),
+            SQLITE_LOCK_TIMEOUT="30",
+            APPLICATION_RECORDER_TOPIC=get_topic(SQLiteEventRecorder),
+        )
+        return env
+    url = make_url(settings.database_url)
+    if not url.database:
+        raise ConfigurationError(f"no database name in {settings.database_url!r}")
+    env.update(
+        PERSISTENCE_MODULE="eventsourcing.postgres",
+        POSTGRES_DBNAME=url.database,
+        POSTGRES_HOST=url.host or "127.0.0.1",
+        POSTGRES_PORT=str(url.port or 5432),
+        POSTGRES_USER=url.username or "postgres",
+        POSTGRES_PASSWORD=url.password or "",
+        POSTGRES_POOL_SIZE="5",
+        POSTGRES_MAX_OVERFLOW="10",
+        POSTGRES_CONNECT_TIMEOUT="5",
+        POSTGRES_PRE_PING="y",
+        POSTGRES_LOCK_TIMEOUT="30",
+        POSTGRES_ENABLE_DB_FUNCTIONS="n",
+    )
+    return env
+
+
+class TaskStore(Application):  # type: ignore[type-arg]
+    """The event store of tasks and strategies, with an in-process hook after each save."""
+
+    name = APPLICATION_NAME
+
+    def __init__(self, settings: Settings, *, create_table: bool = False) -> None:
+        self.settings = settings
+        self._listeners: list[Callable[[], None]] = []
+        self._listeners_lock = threading.Lock()
+        super().__init__(env=event_store_env(settings, create_table=create_table))
+
+    def add_save_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every save of this process (the follower's wake-up)."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[Any]]:
+        recordings = super().save(*objs, **kwargs)
+        if recordings:
+            for listener in list(self._listeners):
+                listener()
+        return recordings
+
+    def head(self) -> int:
+        """The position of the newest event in the log (0 when it is empty)."""
+        return int(self.recorder.max_notification_id() or 0)
+
+    def positions_of(self, originator_id: UUID) -> Sequence[tuple[int, int]]:
+        """(version, position) of every stored event of one aggregate, in order."""
+        column = "position" if self.settings.is_sqlite else "notification_id"
+        statement = (
+            f"SELECT originator_version, {column} FROM {EVENTS_TABLE} "
+            "WHERE originator_id = {} ORDER BY originator_version"
+        )
+        datastore: Any = getattr(self.recorder, "datastore")  # noqa: B009
+        if self.settings.is_sqlite:
+            with datastore.transaction(commit=False) as cursor:
+                cursor.execute(statement.format("?"), (originator_id.hex,))
+                return [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
+        with datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement.format("%s"), (originator_id,))
+            return [(int(r["originator_version"]), int(r[column])) for r in cursor.fetchall()]
