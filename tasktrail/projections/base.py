@@ -1,0 +1,29 @@
+"""What every projection is: a name, the tables it owns, and how one event changes them.
+
+The projector calls ``apply`` for each event of a batch inside ONE transaction that also
+moves the projection's row in ``projection_positions``; so a crash never loses or doubles an
+event. ``tables`` maps each logical table name to the table to write: the serving table
+normally, its shadow copy during a blue/green rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import sqlalchemy as sa
+
+from tasktrail.engine.log import LogEvent
+
+# All read-side tables, for Alembic's comparison test and for rebuilds.
+metadata = sa.MetaData()
+
+
+class Projection(Protocol):
+    name: str
+    tables: Sequence[sa.Table]
+
+    def apply(
+        self, connection: sa.Connection, tables: Mapping[str, sa.Table], event: LogEvent
+    ) -> None:
+        """Change the rows of ``tables`` for one event (called in position order)."""
