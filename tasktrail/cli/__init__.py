@@ -13,10 +13,25 @@ import click
 
 from tasktrail import __version__
 from tasktrail.cli.db import db
+from tasktrail.errors import TasktrailError
 from tasktrail.settings import Settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class CommandError(click.ClickException):
+    """A TasktrailError shown to the user as one line, exit status 2, no traceback."""
+
+    exit_code = 2
+
+
+class TasktrailGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TasktrailError as error:
+            raise CommandError(str(error)) from None
+
+
+@click.group(cls=TasktrailGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tasktrail")
 @click.option(
     "--database-url",

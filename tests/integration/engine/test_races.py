@@ -1,0 +1,75 @@
+"""Two OS processes racing on the same tasks: the event store's concurrency check arbitrates."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections import Counter
+
+from tasktrail.engine.service import ExecutionService
+from tasktrail.engine.store import TaskStore
+from tasktrail.engine.task import TaskStatus
+from tasktrail.settings import Settings
+
+TASKS = 150
+
+RACER = textwrap.dedent(
+    """
+    import sys, uuid
+    from tasktrail.engine.service import ExecutionService
+    from tasktrail.engine.store import TaskStore
+    from tasktrail.engine.task import InvalidTaskStateError
+    from tasktrail.settings import Settings
+
+    url, action, ids = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+    store = TaskStore(Settings(database_url=url))
+    service = ExecutionService(store, lambda: ["test.kind"])
+    won = 0
+    for raw in ids:
+        task_id = uuid.UUID(raw)
+        try:
+            if action == "complete":
+                service.decide(task_id, lambda t: t.complete({"by": "completer"}))
+            else:
+                service.decide(task_id, lambda t: t.cancel("canceller", "race"))
+            won += 1
+        except InvalidTaskStateError:
+            pass
+    print(won)
+    """
+)
+
+
+def test_a_completion_racing_a_cancel_in_another_process_leaves_one_terminal_event(
+    settings: Settings,
+) -> None:
+    store = TaskStore(settings)
+    service = ExecutionService(store, lambda: ["test.kind"])
+    ids = []
+    for _ in range(TASKS):
+        task = service.start_execution("test.kind", {})
+        service.decide(task.id, lambda t: t.start("w1"))
+        ids.append(str(task.id))
+    joined = ",".join(ids)
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, settings.database_url, action, joined],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for action in ("complete", "cancel")
+    ]
+    wins = [int(r.communicate(timeout=120)[0].strip()) for r in racers]
+    assert sum(wins) == TASKS
+
+    terminal_topics = {"task.completed", "task.cancelled", "task.failed"}
+    terminal_per_task: Counter[str] = Counter()
+    for notification in store.recorder.select_notifications(start=1, limit=10 * TASKS):
+        if notification.topic in terminal_topics:
+            terminal_per_task[str(notification.originator_id)] += 1
+    assert terminal_per_task == Counter(dict.fromkeys(ids, 1))
+    statuses = {service.get_task(uuid.UUID(i)).status for i in ids}
+    assert statuses <= {TaskStatus.COMPLETED, TaskStatus.CANCELLED}
+    store.close()
