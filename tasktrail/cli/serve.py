@@ -1,0 +1,95 @@
+"""``tasktrail serve``: the HTTP app, the outbox follower, the projections and a worker pool.
+
+One process on the embedded SQLite default: the database is created and migrated on first
+start, example strategies are seeded, and ``http://127.0.0.1:8000/`` answers. SIGINT/SIGTERM
+stop it within a few seconds, open SSE streams included (sse-starlette ends them when uvicorn
+starts shutting down; ``timeout_graceful_shutdown`` is the backstop).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+import click
+import uvicorn
+
+from tasktrail import bootstrap
+from tasktrail.errors import ConfigurationError
+from tasktrail.http.app import create_app
+from tasktrail.settings import Settings
+
+GRACEFUL_SHUTDOWN_SECONDS = 3
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings) -> None:
+    """Refuse to listen beyond this machine without an API token."""
+    if not is_loopback(settings.host) and not settings.api_token:
+        raise ConfigurationError(
+            f"refusing to listen on {settings.host} without an API token: "
+            "set TASKTRAIL_API_TOKEN (or --api-token), or bind 127.0.0.1"
+        )
+
+
+def server_for(settings: Settings, *, workers: bool = True) -> uvicorn.Server:
+    """A uvicorn server running the whole process (not started)."""
+    check_bind(settings)
+    container = bootstrap.build(settings)
+    runtime = bootstrap.build_runtime(container, workers=settings.workers if workers else 0)
+    app = create_app(container, runtime)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        lifespan="on",
+        proxy_headers=False,
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8000).")
+@click.option("--workers", type=int, default=None, help="Worker threads in this process.")
+@click.option("--no-workers", is_flag=True, help="Run no workers (scale-out: API only).")
+@click.option("--api-token", default=None, help="Token every /api call needs.")
+@click.option("--admin-token", default=None, help="Token admin endpoints need.")
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    no_workers: bool,
+    api_token: str | None,
+    admin_token: str | None,
+) -> None:
+    """Serve the API, the SSE streams and the web page; run workers in-process."""
+    from tasktrail.cli import settings_from
+
+    settings = settings_from(
+        ctx,
+        host=host,
+        port=port,
+        workers=workers,
+        api_token=api_token,
+        admin_token=admin_token,
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
+    server = server_for(settings, workers=not no_workers)
+    click.echo(f"tasktrail serving http://{settings.host}:{settings.port}/")
+    server.run()

@@ -1,0 +1,194 @@
+"""The SSE endpoints: ``GET /api/stream`` (all events) and ``GET /api/tasks/{id}/stream``.
+
+``id:`` is the event's position. A client resumes from ``Last-Event-ID`` (sent by
+EventSource on reconnect) or ``?after=``: it registers with the hub first, then sends the
+backlog (from the hub's ring, or from the database up to the hub's watermark when its cursor
+is older than the ring), then the live events above what it sent. Every step skips positions
+at or below the last one sent, so nothing is sent twice and nothing falls between the steps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tasktrail.engine.history import Step, history_with_states
+from tasktrail.engine.log import read_log
+from tasktrail.http.context import ApiContext, api_context, parse_task_id
+from tasktrail.http.hub import StreamEvent, Subscription, state_loader, stream_event
+from tasktrail.http.live_state import TERMINAL_TYPES, StateCache
+from tasktrail.http.problems import BadRequestError
+
+T = TypeVar("T")
+CATCH_UP_BATCH = 500
+MAX_WAIT_SECONDS = 1.0
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def cursor(request: Request) -> int | None:
+    """The position to resume after: ``Last-Event-ID`` wins over ``?after=``; 400 if garbled."""
+    header = request.headers.get("last-event-id")
+    raw = header if header not in (None, "") else request.query_params.get("after")
+    if raw is None or raw == "":
+        return None
+    text = raw.strip()
+    if not text.isdigit() or len(text) > 18:
+        source = "Last-Event-ID" if header not in (None, "") else "after"
+        raise BadRequestError(f"{source} must be a non-negative integer position, not {raw!r}")
+    return int(text)
+
+
+def sse(event: StreamEvent) -> ServerSentEvent:
+    return ServerSentEvent(data=event.payload, event=event.topic, id=str(event.position))
+
+
+def event_response(ctx: ApiContext, content: AsyncIterator[ServerSentEvent]) -> Response:
+    settings = ctx.settings
+    return EventSourceResponse(
+        content,
+        headers=STREAM_HEADERS,
+        ping=settings.sse_ping_seconds,
+        # A client that cannot take one event within a ping interval is gone or too slow.
+        send_timeout=max(1.0, settings.sse_ping_seconds),
+    )
+
+
+# -- all events ------------------------------------------------------------------------------
+
+
+async def stream_all(request: Request) -> Response:
+    """Every event of the log after the cursor (default: only what happens from now on)."""
+    ctx = api_context(request)
+    after = cursor(request)
+    return event_response(ctx, all_events(ctx, after))
+
+
+async def all_events(ctx: ApiContext, after: int | None) -> AsyncIterator[ServerSentEvent]:
+    subscription, backlog, watermark = ctx.hub.subscribe(ctx.hub.head if after is None else after)
+    last = watermark if after is None else after
+    try:
+        yield ServerSentEvent(retry=ctx.settings.sse_retry_ms, comment="tasktrail")
+        if backlog is None:
+            async for chunk in database_backlog(ctx, last, watermark):
+                for event in chunk:
+                    yield sse(event)
+                    last = event.position
+        else:
+            for event in backlog:
+                yield sse(event)
+                last = event.position
+        async for event in live_events(ctx, subscription, last):
+            yield sse(event)
+    finally:
+        ctx.hub.unsubscribe(subscription)
+
+
+async def database_backlog(ctx: ApiContext, after: int, upto: int) -> AsyncIterator[list[Any]]:
+    """Events ``after < position <= upto`` from the log, in chunks, with their task states."""
+    cache = StateCache(state_loader(ctx.container.service))
+
+    def read_chunk(start: int) -> list[StreamEvent]:
+        batch = read_log(ctx.container.store, start, CATCH_UP_BATCH, upto=upto)
+        return [stream_event(e, cache.after(e)) for e in batch]
+
+    while after < upto:
+        chunk = await ctx.run_sync(read_chunk, after)
+        if not chunk:
+            return
+        yield chunk
+        after = chunk[-1].position
+
+
+async def live_events(
+    ctx: ApiContext,
+    subscription: Subscription,
+    last: int,
+    *,
+    until: Callable[[StreamEvent], bool] = lambda _e: False,
+) -> AsyncIterator[StreamEvent]:
+    """Queued live events above ``last`` until ``until`` says stop, the queue overflows, the
+    server shuts down or the connection reaches its maximum lifetime."""
+    deadline = time.monotonic() + ctx.settings.sse_max_connection_seconds
+    while not subscription.closed:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        for event in await subscription.take(min(remaining, MAX_WAIT_SECONDS)):
+            if event.position <= last:
+                continue
+            yield event
+            last = event.position
+            if until(event):
+                return
+        if subscription.overflowed and not subscription.queue:
+            return
+
+
+# -- one task --------------------------------------------------------------------------------
+
+
+async def stream_task(request: Request) -> Response:
+    """One task's events after the cursor (default: its whole history), then live ones;
+    the stream ends after the terminal event (204 when that was already sent)."""
+    ctx = api_context(request)
+    task_id = parse_task_id(request.path_params["task_id"])
+    after = cursor(request) or 0
+    steps = await ctx.run_sync(history_with_states, ctx.container.service, task_id)
+    if is_finished_before(steps, after):
+        return Response(status_code=204, headers=STREAM_HEADERS)
+    return event_response(ctx, task_events(ctx, task_id, after))
+
+
+def is_finished_before(steps: Sequence[Step], after: int) -> bool:
+    last = steps[-1] if steps else None
+    return (
+        last is not None
+        and last.topic in TERMINAL_TYPES
+        and last.position is not None
+        and last.position <= after
+    )
+
+
+async def task_events(ctx: ApiContext, task_id: UUID, after: int) -> AsyncIterator[ServerSentEvent]:
+    subscription, _, _ = ctx.hub.subscribe(ctx.hub.head, str(task_id))
+    last = after
+    try:
+        yield ServerSentEvent(retry=ctx.settings.sse_retry_ms, comment="tasktrail")
+        # Read after registering: whatever commits from here on is in the queue as well.
+        steps = await ctx.run_sync(history_with_states, ctx.container.service, task_id)
+        for step in steps:
+            if step.position is None or step.position <= last:
+                continue
+            yield ServerSentEvent(
+                data=step_payload(task_id, step), event=step.topic, id=str(step.position)
+            )
+            last = step.position
+            if step.topic in TERMINAL_TYPES:
+                return
+        async for event in live_events(ctx, subscription, last, until=lambda e: e.terminal):
+            yield sse(event)
+    finally:
+        ctx.hub.unsubscribe(subscription)
+
+
+def step_payload(task_id: UUID, step: Step) -> str:
+    return json.dumps(
+        {
+            "position": step.position,
+            "task_id": str(task_id),
+            "version": step.version,
+            "type": step.topic,
+            "timestamp": step.timestamp,
+            "data": step.data,
+            "task": {**step.state, "position": step.position},
+        },
+        separators=(",", ":"),
+        default=str,
+    )
