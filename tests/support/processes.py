@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -356,17 +357,22 @@ class PostgresCluster:
 
 
 @contextlib.contextmanager
-def postgres_cluster(directory: Path) -> Iterator[PostgresCluster]:
-    """A started throwaway cluster, stopped (immediately) on the way out."""
-    cluster = PostgresCluster(directory)
-    cluster.init()
-    cluster.start()
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A started throwaway cluster in its own temp dir, stopped and removed on the way out.
+
+    The dir is not under pytest's tmp_path: that one is private to root, and the server runs
+    as the postgres user.
+    """
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="tasktrail-pg-")))
     try:
+        cluster.init()
+        cluster.start()
         yield cluster
     finally:
         if cluster.running():
             with contextlib.suppress(ProcessError):
                 cluster.stop("immediate")
+        shutil.rmtree(cluster.directory, ignore_errors=True)
 
 
 @dataclass
@@ -395,3 +401,45 @@ def fleet(log_dir: Path) -> Iterator[Fleet]:
         yield group
     finally:
         group.stop_all()
+
+
+# -- which process holds a PostgreSQL connection ------------------------------------------
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes: set[str] = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    with contextlib.suppress(FileNotFoundError, PermissionError):
+        for fd in fd_dir.iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    return inodes
+
+
+def _inodes_by_local_port(port: int) -> set[str]:
+    """Inodes of loopback TCP sockets whose local port is ``port`` (from /proc/net/tcp*)."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                columns = line.split()
+                local_port = int(columns[1].rsplit(":", 1)[1], 16)
+                if local_port == port:
+                    found.add(columns[9])
+    return found
+
+
+def owner_of_client_port(client_port: int, processes: Sequence[Process]) -> Process | None:
+    """The process among ``processes`` whose socket has local port ``client_port``.
+
+    Maps a row of pg_stat_activity (client_port) to the OS process that opened it, so a
+    test can find, say, which node holds the projector's advisory lock without asking the
+    app.
+    """
+    inodes = _inodes_by_local_port(client_port)
+    for process in processes:
+        if process.alive() and inodes & _socket_inodes(process.pid):
+            return process
+    return None
