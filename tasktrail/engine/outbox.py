@@ -49,8 +49,14 @@ class Consumer(Protocol):
         """The position of the last event this consumer has handled (read once, at start)."""
         ...  # pragma: no cover
 
-    def handle(self, batch: Sequence[LogEvent]) -> None:
-        """Handle events in position order; raising makes the follower redeliver them."""
+    def handle(self, batch: Sequence[LogEvent]) -> int | None:
+        """Handle events in position order; raising makes the follower redeliver them.
+
+        Return None when the whole batch is handled, or the position the consumer really is
+        at when that differs (a projection whose stored position moved under it: another
+        process applied the events, or an in-place rebuild reset it); the follower then
+        delivers from there.
+        """
         ...  # pragma: no cover
 
 
@@ -212,7 +218,7 @@ class Follower:
         if not fresh:
             return 0
         try:
-            tracked.consumer.handle(fresh)
+            reported = tracked.consumer.handle(fresh)
         except Exception:
             tracked.failures += 1
             pause = backoff_seconds(tracked.failures)
@@ -227,8 +233,10 @@ class Follower:
             return 0
         tracked.failures = 0
         tracked.retry_at = 0.0
-        tracked.position = fresh[-1].position
-        return len(fresh)
+        before = tracked.position
+        tracked.position = fresh[-1].position if reported is None else reported
+        # A consumer that did not move waits for the next wake-up instead of spinning.
+        return 0 if tracked.position == before else len(fresh)
 
     # -- PostgreSQL LISTEN ------------------------------------------------------------------
 

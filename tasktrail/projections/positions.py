@@ -1,0 +1,67 @@
+"""The tracking table: for each projection, the position of the last event applied to it.
+
+A projection's row changes and its position move in one transaction, and the row is locked
+for that transaction (``FOR UPDATE`` on PostgreSQL; SQLite transactions begin IMMEDIATE, so
+they hold the database's write lock), so two appliers never apply the same event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tasktrail.projections.base import metadata
+
+projection_positions = sa.Table(
+    "projection_positions",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+
+def ensure(connection: sa.Connection, names: Iterable[str]) -> None:
+    """Give each named projection a row at position 0 unless it has one."""
+    rows = [{"name": name, "position": 0} for name in names]
+    if not rows:
+        return
+    dialect = connection.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    connection.execute(insert(projection_positions).values(rows).on_conflict_do_nothing())
+
+
+def lock(connection: sa.Connection, names: Iterable[str]) -> dict[str, int]:
+    """The positions of ``names``, locked until the transaction ends (rows made if missing)."""
+    wanted = sorted(set(names))
+    ensure(connection, wanted)
+    query = (
+        sa.select(projection_positions.c.name, projection_positions.c.position)
+        .where(projection_positions.c.name.in_(wanted))
+        .order_by(projection_positions.c.name)  # one lock order everywhere: no deadlocks
+    )
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {name: int(position) for name, position in connection.execute(query)}
+
+
+def read(connection: sa.Connection, names: Iterable[str] | None = None) -> dict[str, int]:
+    """Positions without locking; projections never run yet are absent."""
+    query = sa.select(projection_positions.c.name, projection_positions.c.position)
+    if names is not None:
+        query = query.where(projection_positions.c.name.in_(list(names)))
+    return {name: int(position) for name, position in connection.execute(query)}
+
+
+def store(connection: sa.Connection, name: str, position: int) -> None:
+    """Move ``name`` to ``position`` (call with its row locked)."""
+    connection.execute(
+        projection_positions.update()
+        .where(projection_positions.c.name == name)
+        .values(position=position)
+    )
+
+
+def forget(connection: sa.Connection, name: str) -> None:
+    connection.execute(projection_positions.delete().where(projection_positions.c.name == name))

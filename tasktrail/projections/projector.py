@@ -1,0 +1,99 @@
+"""The projector: the follower's consumer that applies every projection, exactly once.
+
+Each batch is ONE transaction: lock the projections' position rows, apply to each projection
+only the events above its stored position, move the rows, commit. A crash anywhere rolls the
+whole batch back, and the stored position says exactly where to resume; a position already
+applied is skipped, so several projectors (processes, or a rebuild catching up beside the
+live one) can never apply an event twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from tasktrail.engine.log import LogEvent, read_log
+from tasktrail.engine.store import TaskStore
+from tasktrail.projections import positions
+from tasktrail.projections.base import Projection
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Target:
+    """A projection, the tables it writes, and the position row tracking them."""
+
+    projection: Projection
+    tables: Mapping[str, sa.Table]
+    position_name: str
+
+    @classmethod
+    def serving(cls, projection: Projection) -> Target:
+        return cls(projection, {t.name: t for t in projection.tables}, projection.name)
+
+
+def apply_batch(
+    connection: sa.Connection, targets: Sequence[Target], batch: Sequence[LogEvent], floor: int
+) -> dict[str, int]:
+    """Apply ``batch`` (the events after ``floor``) to each target, inside the caller's
+    transaction; returns each target's position afterwards.
+
+    A target stored below ``floor`` is missing events the batch does not hold (an in-place
+    rebuild reset it): it is left alone, and its lower position makes the caller read again.
+    """
+    current = positions.lock(connection, [t.position_name for t in targets])
+    for target in targets:
+        at = current[target.position_name]
+        if at < floor:
+            continue
+        fresh = [event for event in batch if event.position > at]
+        for event in fresh:
+            target.projection.apply(connection, target.tables, event)
+        if fresh:
+            current[target.position_name] = fresh[-1].position
+            positions.store(connection, target.position_name, fresh[-1].position)
+    return current
+
+
+class Projector:
+    """Applies every registered projection; a Consumer of the outbox follower."""
+
+    name = "projections"
+
+    def __init__(self, sql: sa.Engine, projections: Sequence[Projection]) -> None:
+        self.sql = sql
+        self.projections = list(projections)
+        self.targets = [Target.serving(p) for p in self.projections]
+        self._position: int | None = None
+
+    def position(self) -> int:
+        """The lowest stored position of the projections (rows made at 0 when missing)."""
+        with self.sql.begin() as connection:
+            stored = positions.lock(connection, [t.position_name for t in self.targets])
+        self._position = min(stored.values(), default=0)
+        return self._position
+
+    def handle(self, batch: Sequence[LogEvent]) -> int:
+        """Apply one batch in one transaction; returns the position to continue after."""
+        floor = self._position if self._position is not None else self.position()
+        with self.sql.begin() as connection:
+            current = apply_batch(connection, self.targets, batch, floor)
+        self._position = min(current.values(), default=batch[-1].position)
+        return self._position
+
+    def catch_up(self, store: TaskStore, *, batch_size: int = DEFAULT_BATCH_SIZE) -> int:
+        """Apply everything in the log now, without a follower; returns events handed over."""
+        handed = 0
+        after = self.position()
+        while True:
+            batch = read_log(store, after=after, limit=batch_size)
+            if not batch:
+                return handed
+            after = self.handle(batch)
+            handed += len(batch)

@@ -1,0 +1,232 @@
+"""The task view: one row per task with what the list and detail pages show.
+
+Built from ``task.*`` events only (the same transitions as ``engine/task.py``'s ``apply``
+methods), so it is a pure function of the log. ``task_response`` turns a row into the API's
+TaskResponse shape (docs/api.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from tasktrail.engine.log import LogEvent
+from tasktrail.projections.base import metadata
+
+NAME = "task_view"
+
+task_view = sa.Table(
+    NAME,
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(200), nullable=False),
+    sa.Column("strategy_id", sa.String(200), nullable=True),
+    sa.Column("strategy_name", sa.Text, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("progress_current", sa.BigInteger, nullable=False),
+    sa.Column("progress_total", sa.BigInteger, nullable=False),
+    sa.Column("progress_percent", sa.Integer, nullable=False),
+    sa.Column("progress_phase", sa.Text, nullable=False),
+    sa.Column("progress_message", sa.Text, nullable=False),
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("worker_id", sa.Text, nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False),
+    sa.Column("error_type", sa.Text, nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("error_retryable", sa.Boolean, nullable=True),
+    sa.Column("error_reason", sa.Text, nullable=True),
+    sa.Column("result_matched", sa.BigInteger, nullable=True),
+    sa.Column("result_scanned", sa.BigInteger, nullable=True),
+    sa.Column("rerun_of", sa.String(36), nullable=True),
+    sa.Column("submitted_by", sa.Text, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    # Newest first, alone or under each filter: (filter, submitted_at, id), scanned backwards.
+    sa.Index("ix_task_view_submitted", "submitted_at", "id"),
+    sa.Index("ix_task_view_status_submitted", "status", "submitted_at", "id"),
+    sa.Index("ix_task_view_kind_submitted", "kind", "submitted_at", "id"),
+    sa.Index("ix_task_view_strategy_submitted", "strategy_id", "submitted_at", "id"),
+)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def percent(current: int, total: int) -> int:
+    """floor(100 * current / total), clamped to 0..100; 0 when total is 0."""
+    if total <= 0:
+        return 0
+    return max(0, min(100, (100 * current) // total))
+
+
+def created_row(event: LogEvent) -> dict[str, Any]:
+    data = event.data
+    parameters = data.get("parameters")
+    parameters = parameters if isinstance(parameters, dict) else {}
+    strategy = parameters.get("strategy")
+    strategy_name = strategy.get("name") if isinstance(strategy, dict) else None
+    return {
+        "id": str(event.originator_id),
+        "kind": str(data.get("kind", "")),
+        "strategy_id": _text_or_none(parameters.get("strategy_id")),
+        "strategy_name": _text_or_none(strategy_name),
+        "status": "PENDING",
+        "progress_current": 0,
+        "progress_total": 0,
+        "progress_percent": 0,
+        "progress_phase": "",
+        "progress_message": "",
+        "submitted_at": event.timestamp,
+        "attempt": 0,
+        "cancel_requested": False,
+        "rerun_of": _text_or_none(data.get("rerun_of")),
+        "submitted_by": _text_or_none(data.get("submitted_by")),
+        "version": event.version,
+        "position": event.position,
+    }
+
+
+def _started(event: LogEvent) -> dict[str, Any]:
+    return {
+        "status": "RUNNING",
+        "worker_id": _text_or_none(event.data.get("worker_id")),
+        "attempt": int(event.data.get("attempt", 0)),
+        "started_at": event.timestamp,
+    }
+
+
+def _progress(event: LogEvent) -> dict[str, Any]:
+    current = int(event.data.get("current", 0))
+    total = int(event.data.get("total", 0))
+    return {
+        "progress_current": current,
+        "progress_total": total,
+        "progress_percent": percent(current, total),
+        "progress_phase": str(event.data.get("phase", "")),
+        "progress_message": str(event.data.get("message", "")),
+    }
+
+
+def _cancel_requested(_event: LogEvent) -> dict[str, Any]:
+    return {"cancel_requested": True}
+
+
+def _completed(event: LogEvent) -> dict[str, Any]:
+    result = event.data.get("result")
+    result = result if isinstance(result, dict) else {}
+    return {
+        "status": "COMPLETED",
+        "finished_at": event.timestamp,
+        "result_matched": _int_or_none(result.get("matched")),
+        "result_scanned": _int_or_none(result.get("scanned")),
+    }
+
+
+def _failed(event: LogEvent) -> dict[str, Any]:
+    return {
+        "status": "FAILED",
+        "finished_at": event.timestamp,
+        "error_type": _text_or_none(event.data.get("error_type")),
+        "error_message": _text_or_none(event.data.get("message")),
+        "error_retryable": bool(event.data.get("retryable", False)),
+        "error_reason": _text_or_none(event.data.get("reason")),
+    }
+
+
+def _cancelled(event: LogEvent) -> dict[str, Any]:
+    return {"status": "CANCELLED", "finished_at": event.timestamp}
+
+
+CHANGES: dict[str, Callable[[LogEvent], dict[str, Any]]] = {
+    "task.started": _started,
+    "task.progress_updated": _progress,
+    "task.cancel_requested": _cancel_requested,
+    "task.completed": _completed,
+    "task.failed": _failed,
+    "task.cancelled": _cancelled,
+}
+
+
+class TaskViewProjection:
+    """Keeps ``task_view`` in step with the ``task.*`` events."""
+
+    name = NAME
+    tables: Sequence[sa.Table] = (task_view,)
+
+    def apply(
+        self, connection: sa.Connection, tables: Mapping[str, sa.Table], event: LogEvent
+    ) -> None:
+        table = tables[NAME]
+        if event.topic == "task.created":
+            connection.execute(table.insert().values(created_row(event)))
+            return
+        change = CHANGES.get(event.topic)
+        if change is None:
+            return
+        values = change(event) | {"version": event.version, "position": event.position}
+        connection.execute(
+            table.update().where(table.c.id == str(event.originator_id)).values(values)
+        )
+
+
+def iso(moment: datetime | None) -> str | None:
+    """An aware UTC ISO timestamp (SQLite hands back naive datetimes)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC).isoformat()
+    return moment.astimezone(UTC).isoformat()
+
+
+def task_response(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A task_view row in the TaskResponse shape of docs/api.md."""
+    status = row["status"]
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "status": status,
+        "strategy_id": row["strategy_id"],
+        "strategy_name": row["strategy_name"],
+        "progress": {
+            "current": row["progress_current"],
+            "total": row["progress_total"],
+            "percent": row["progress_percent"],
+            "phase": row["progress_phase"],
+            "message": row["progress_message"],
+        },
+        "submitted_at": iso(row["submitted_at"]),
+        "started_at": iso(row["started_at"]),
+        "finished_at": iso(row["finished_at"]),
+        "worker_id": row["worker_id"],
+        "attempt": row["attempt"],
+        "cancel_requested": row["cancel_requested"],
+        "error": _error(row) if status == "FAILED" else None,
+        "result_summary": (
+            {"matched": row["result_matched"], "scanned": row["result_scanned"]}
+            if status == "COMPLETED"
+            else None
+        ),
+        "rerun_of": row["rerun_of"],
+        "version": row["version"],
+        "position": row["position"],
+    }
+
+
+def _error(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "type": row["error_type"],
+        "message": row["error_message"],
+        "retryable": row["error_retryable"],
+        "reason": row["error_reason"],
+    }
