@@ -13,6 +13,7 @@ import click
 
 from tasktrail import __version__
 from tasktrail.cli.db import db
+from tasktrail.cli.projections import projections
 from tasktrail.cli.serve import serve
 from tasktrail.errors import TasktrailError
 from tasktrail.settings import Settings
@@ -55,6 +56,7 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
 
 cli.add_command(db)
 cli.add_command(serve)
+cli.add_command(projections)
 
 
 def main() -> None:
