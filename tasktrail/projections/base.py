@@ -3,7 +3,9 @@
 The projector calls ``apply`` for each event of a batch inside ONE transaction that also
 moves the projection's row in ``projection_positions``; so a crash never loses or doubles an
 event. ``tables`` maps each logical table name to the table to write: the serving table
-normally, its shadow copy during a blue/green rebuild.
+normally, its shadow copy during a blue/green rebuild. A projection may also offer
+``apply_batch(connection, tables, events)``, equal in effect to ``apply`` for each event in
+order but with fewer statements; the projector uses it when present.
 """
 
 from __future__ import annotations

@@ -53,12 +53,22 @@ def apply_batch(
         if at < floor:
             continue
         fresh = [event for event in batch if event.position > at]
-        for event in fresh:
-            target.projection.apply(connection, target.tables, event)
+        _apply_all(connection, target, fresh)
         if fresh:
             current[target.position_name] = fresh[-1].position
             positions.store(connection, target.position_name, fresh[-1].position)
     return current
+
+
+def _apply_all(connection: sa.Connection, target: Target, events: Sequence[LogEvent]) -> None:
+    if not events:
+        return
+    batched = getattr(target.projection, "apply_batch", None)
+    if batched is not None:
+        batched(connection, target.tables, events)
+        return
+    for event in events:
+        target.projection.apply(connection, target.tables, event)
 
 
 class Projector:

@@ -70,13 +70,27 @@ def percent(current: int, total: int) -> int:
     return max(0, min(100, (100 * current) // total))
 
 
+# Every column a new row has no value for yet, so rows of one batch share their keys.
+UNSET: dict[str, Any] = {
+    "started_at": None,
+    "finished_at": None,
+    "worker_id": None,
+    "error_type": None,
+    "error_message": None,
+    "error_retryable": None,
+    "error_reason": None,
+    "result_matched": None,
+    "result_scanned": None,
+}
+
+
 def created_row(event: LogEvent) -> dict[str, Any]:
     data = event.data
     parameters = data.get("parameters")
     parameters = parameters if isinstance(parameters, dict) else {}
     strategy = parameters.get("strategy")
     strategy_name = strategy.get("name") if isinstance(strategy, dict) else None
-    return {
+    return UNSET | {
         "id": str(event.originator_id),
         "kind": str(data.get("kind", "")),
         "strategy_id": _text_or_none(parameters.get("strategy_id")),
@@ -174,10 +188,33 @@ class TaskViewProjection:
         change = CHANGES.get(event.topic)
         if change is None:
             return
-        values = change(event) | {"version": event.version, "position": event.position}
         connection.execute(
-            table.update().where(table.c.id == str(event.originator_id)).values(values)
+            table.update().where(table.c.id == str(event.originator_id)).values(_changes(event))
         )
+
+    def apply_batch(
+        self, connection: sa.Connection, tables: Mapping[str, sa.Table], events: Sequence[LogEvent]
+    ) -> None:
+        """The same as ``apply`` for each event, with one write per task instead of one per
+        event: a rebuild replays mostly whole histories, ten events or more per task."""
+        table = tables[NAME]
+        new: dict[str, dict[str, Any]] = {}
+        changed: dict[str, dict[str, Any]] = {}
+        for event in events:
+            task_id = str(event.originator_id)
+            if event.topic == "task.created":
+                new[task_id] = created_row(event)
+            elif event.topic in CHANGES:
+                changes = _changes(event)
+                (new if task_id in new else changed).setdefault(task_id, {}).update(changes)
+        if new:
+            connection.execute(table.insert(), list(new.values()))
+        for task_id, values in changed.items():
+            connection.execute(table.update().where(table.c.id == task_id).values(values))
+
+
+def _changes(event: LogEvent) -> dict[str, Any]:
+    return CHANGES[event.topic](event) | {"version": event.version, "position": event.position}
 
 
 def iso(moment: datetime | None) -> str | None:
