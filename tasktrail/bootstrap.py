@@ -13,13 +13,19 @@ import sqlalchemy as sa
 
 from tasktrail import schema
 from tasktrail.engine.database import create_sql_engine
+from tasktrail.engine.handlers import HandlerRegistry, register_builtin_kinds
+from tasktrail.engine.leases import Lease, Reaper, fail_orphans_at_start_up, new_worker_id
 from tasktrail.engine.outbox import Follower
 from tasktrail.engine.service import ExecutionService
 from tasktrail.engine.store import TaskStore
+from tasktrail.engine.worker import CancelLookup, WorkerPool, WorkerSignals
 from tasktrail.projections.base import Projection
 from tasktrail.projections.projector import Projector
 from tasktrail.projections.strategy_view import StrategyViewProjection
 from tasktrail.projections.task_view import TaskViewProjection
+from tasktrail.projections.work_queue import SqlWorkQueue, WorkQueueProjection
+from tasktrail.screening import run as screening_run
+from tasktrail.screening.service import StrategyApi, StrategyService
 from tasktrail.settings import Settings
 
 
@@ -32,15 +38,20 @@ class Container:
     sql: sa.Engine
     service: ExecutionService
     parts: dict[str, Any] = field(default_factory=dict)
+    registry: HandlerRegistry = field(default_factory=HandlerRegistry)
+    strategies: StrategyService | None = None
 
     def close(self) -> None:
         self.sql.dispose()
         self.store.close()
 
 
-def known_kinds() -> list[str]:
-    # Replaced by the handler registry once task kinds are registered (see engine.handlers).
-    return []
+def build_registry(settings: Settings) -> HandlerRegistry:
+    """Every task kind this process knows: the built-in ones and strategy runs."""
+    registry = HandlerRegistry()
+    register_builtin_kinds(registry)
+    screening_run.register(registry, settings)
+    return registry
 
 
 def build(settings: Settings, *, upgrade: bool = True) -> Container:
@@ -49,8 +60,21 @@ def build(settings: Settings, *, upgrade: bool = True) -> Container:
         schema.upgrade(settings)
     store = TaskStore(settings)
     sql = create_sql_engine(settings)
-    service = ExecutionService(store, known_kinds)
-    return Container(settings=settings, store=store, sql=sql, service=service)
+    registry = build_registry(settings)
+    service = ExecutionService(store, registry.kinds)
+    strategies = StrategyService(store, service)
+    if settings.seed_examples:
+        strategies.seed_examples()
+    container = Container(
+        settings=settings,
+        store=store,
+        sql=sql,
+        service=service,
+        registry=registry,
+        strategies=strategies,
+    )
+    container.parts["strategies"] = StrategyApi(strategies)
+    return container
 
 
 # -- the background parts of one process (serve) ------------------------------------------
@@ -81,7 +105,7 @@ class Runtime:
 
 def read_side_projections() -> list[Projection]:
     """Every projection the projector keeps up to date."""
-    return [TaskViewProjection(), StrategyViewProjection()]
+    return [TaskViewProjection(), StrategyViewProjection(), WorkQueueProjection()]
 
 
 def build_runtime(container: Container, *, workers: int = 0) -> Runtime:
@@ -90,4 +114,58 @@ def build_runtime(container: Container, *, workers: int = 0) -> Runtime:
     follower = Follower(container.store, container.settings)
     follower.add_consumer(Projector(container.sql, read_side_projections()))
     container.parts["follower"] = follower
-    return Runtime(follower=follower)
+    runtime = Runtime(follower=follower)
+    add_work(container, runtime, workers)
+    return runtime
+
+
+# -- workers and the reaper ---------------------------------------------------------------
+
+
+def build_worker_pool(
+    container: Container, concurrency: int, *, follower: Follower | None = None
+) -> WorkerPool:
+    """A pool of ``concurrency`` worker threads with its lease; with ``follower``, it wakes
+    when tasks are queued and hears cancel requests at once."""
+    settings = container.settings
+    lease = Lease(container.sql, settings, new_worker_id())
+    pool = WorkerPool(
+        container.service,
+        container.registry,
+        SqlWorkQueue(container.sql, claim_seconds=settings.lease_seconds),
+        settings,
+        concurrency=concurrency,
+        lease=lease,
+        cancel_lookup=CancelLookup(container.sql, sqlite=settings.is_sqlite),
+    )
+    if follower is not None:
+        follower.add_consumer(WorkerSignals(pool, container.store.head))
+    container.parts["workers"] = pool
+    return pool
+
+
+def build_reaper(container: Container) -> Reaper:
+    return Reaper(container.service, container.sql, container.settings)
+
+
+def add_work(container: Container, runtime: Runtime, workers: int) -> None:
+    """The reaper, and ``workers`` worker threads; the embedded single process (SQLite)
+    first fails the RUNNING tasks its previous run left behind (plan 8.3)."""
+    reaper = build_reaper(container)
+    pool = build_worker_pool(container, workers, follower=runtime.follower) if workers else None
+
+    def start() -> None:
+        if container.settings.is_sqlite:
+            runtime.follower.wait_for_head(timeout=10.0)
+            fail_orphans_at_start_up(reaper, pool.worker_id if pool else None)
+        if pool is not None:
+            pool.start()
+        reaper.start()
+
+    def stop() -> None:
+        reaper.stop()
+        if pool is not None:
+            pool.stop()
+
+    runtime.starters.append(start)
+    runtime.stoppers.append(stop)

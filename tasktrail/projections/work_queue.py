@@ -1,0 +1,115 @@
+"""The work queue: one row per task waiting for a worker, and claims on those rows.
+
+``WorkQueueProjection`` keeps ``work_queue`` in step with the log: a row on ``task.created``,
+gone on ``task.started``, ``task.cancelled`` or any terminal event. ``SqlWorkQueue`` is the
+engine's ``WorkQueue``: a claim reserves rows for a lease (PostgreSQL: ``FOR UPDATE SKIP
+LOCKED``, so concurrent claimers never wait on each other; SQLite: the ``BEGIN IMMEDIATE``
+transaction of ``engine.database`` serialises claimers). A claim only reserves: appending
+Started decides who runs a task.
+
+The ``workers`` table (leases) belongs to the engine; it is mirrored into the read side's
+metadata here so the migrations test compares every tasktrail table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from tasktrail.engine.leases import workers
+from tasktrail.engine.log import LogEvent
+from tasktrail.projections.base import metadata
+
+NAME = "work_queue"
+LEAVING_TOPICS = frozenset({"task.started", "task.cancelled", "task.completed", "task.failed"})
+DEFAULT_CLAIM_SECONDS = 30.0
+
+work_queue = sa.Table(
+    NAME,
+    metadata,
+    sa.Column("task_id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(200), nullable=False),
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("claimed_by", sa.Text, nullable=True),
+    sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_work_queue_kind_position", "kind", "position"),
+)
+
+workers_table = workers.to_metadata(metadata)
+
+
+class WorkQueueProjection:
+    """Keeps ``work_queue`` holding exactly the tasks that wait for a worker."""
+
+    name = NAME
+    tables: Sequence[sa.Table] = (work_queue,)
+
+    def apply(
+        self, connection: sa.Connection, tables: Mapping[str, sa.Table], event: LogEvent
+    ) -> None:
+        table = tables[NAME]
+        task_id = str(event.originator_id)
+        if event.topic == "task.created":
+            row = {
+                "task_id": task_id,
+                "kind": str(event.data.get("kind", "")),
+                "submitted_at": event.timestamp,
+                "position": event.position,
+            }
+            connection.execute(table.insert().values(row))
+        elif event.topic in LEAVING_TOPICS:
+            connection.execute(table.delete().where(table.c.task_id == task_id))
+
+
+class SqlWorkQueue:
+    """Claims on ``work_queue`` rows; the engine's ``WorkQueue``."""
+
+    def __init__(self, sql: sa.Engine, *, claim_seconds: float = DEFAULT_CLAIM_SECONDS) -> None:
+        self.sql = sql
+        self.claim_seconds = claim_seconds
+
+    def claim(self, worker_id: str, kinds: Sequence[str], limit: int) -> Sequence[UUID]:
+        """Up to ``limit`` unclaimed (or expired-claim) tasks of ``kinds``, oldest first."""
+        if limit <= 0 or not kinds:
+            return []
+        now = datetime.now(UTC)
+        table = work_queue
+        query = (
+            sa.select(table.c.task_id)
+            .where(table.c.kind.in_(list(kinds)))
+            .where(sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until < now))
+            .order_by(table.c.position)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self.sql.begin() as connection:
+            ids = list(connection.execute(query).scalars())
+            if ids:
+                connection.execute(
+                    table.update()
+                    .where(table.c.task_id.in_(ids))
+                    .values(
+                        claimed_by=worker_id,
+                        claimed_until=now + timedelta(seconds=self.claim_seconds),
+                    )
+                )
+        return [UUID(task_id) for task_id in ids]
+
+    def release(self, task_id: UUID) -> None:
+        with self.sql.begin() as connection:
+            connection.execute(
+                work_queue.update()
+                .where(work_queue.c.task_id == str(task_id))
+                .values(claimed_by=None, claimed_until=None)
+            )
+
+    def waiting(self) -> int:
+        """How many tasks wait (claimed or not)."""
+        with self.sql.connect() as connection:
+            return int(
+                connection.execute(sa.select(sa.func.count()).select_from(work_queue)).scalar_one()
+            )
