@@ -123,8 +123,9 @@ def test_sigterm_with_100_open_streams_exits_within_5_seconds(tmp_path: Path) ->
 
 
 def test_the_openapi_document_matches_the_routes(secured: Server) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
     with secured.client() as client:
-        document = client.get("/api/openapi.json").json()
+        document = client.get("/api/openapi.json", headers=headers).json()
         assert document["openapi"].startswith("3.1")
         documented = {
             (method.upper(), path)
@@ -133,7 +134,6 @@ def test_the_openapi_document_matches_the_routes(secured: Server) -> None:
         }
         assert documented == {(o.method, o.path) for o in OPERATIONS}
         # Every documented route exists: none answers 404/405 for its own method and path.
-        headers = {"Authorization": f"Bearer {ADMIN}"}
         for method, path in documented:
             response = client.request(method, concrete(path), headers=headers)
             assert response.status_code != 405, (method, path)
