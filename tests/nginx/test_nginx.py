@@ -32,10 +32,8 @@ pytestmark = [
     pytest.mark.skipif(not nginx_available(), reason="nginx is not installed"),
 ]
 
-STRATEGY = {
-    "name": "Cheap and profitable",
-    "conditions": [{"metric": "pe", "operator": "<", "value": 15}],
-}
+# A PENDING sleep task: the node runs no workers, so it stays as submitted.
+SUBMISSION = {"kind": "tasktrail.sleep", "parameters": {"seconds": 0}}
 WRAPPER = """
 pid {prefix}/nginx.pid;
 events {{ worker_connections 64; }}
@@ -106,9 +104,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 def submit_run(base_url: str, client: httpx.Client) -> str:
-    created = client.post(f"{base_url}/api/strategies", json=STRATEGY)
-    assert created.status_code == 201, created.text
-    answer = client.post(f"{base_url}/api/strategies/{created.json()['id']}/execute")
+    answer = client.post(f"{base_url}/api/tasks", json=SUBMISSION)
     assert answer.status_code == 202, answer.text
     task_id: str = answer.json()["task_id"]
     return task_id
@@ -164,14 +160,14 @@ def test_event_streams_are_never_gzipped_though_json_is(site: Site) -> None:
 def test_nginx_refuses_a_body_over_64_kib_with_a_problem(site: Site) -> None:
     """One byte over the app's 64 KiB limit is a 413 problem; exactly 64 KiB reaches the app."""
     limit = 64 * 1024
-    padding = '{"name": "x", "conditions": [], "description": "'
+    padding = '{"kind": "tasktrail.sleep", "parameters": {}, "note": "'
     over = (padding + "a" * (limit + 1 - len(padding) - 2) + '"}').encode()
     at_limit = (padding + "a" * (limit - len(padding) - 2) + '"}').encode()
     assert (len(over), len(at_limit)) == (limit + 1, limit)
     headers = {"Content-Type": "application/json"}
     with httpx.Client(timeout=10.0) as client:
-        refused = client.post(f"{site.url}/api/strategies", content=over, headers=headers)
-        passed = client.post(f"{site.url}/api/strategies", content=at_limit, headers=headers)
+        refused = client.post(f"{site.url}/api/tasks", content=over, headers=headers)
+        passed = client.post(f"{site.url}/api/tasks", content=at_limit, headers=headers)
     assert refused.status_code == 413
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert refused.json()["status"] == 413
@@ -250,12 +246,8 @@ def test_a_post_that_reached_a_dying_node_is_not_retried_on_another(
     """Submissions that hit the dying node get 502 and run nowhere; GETs fail over."""
     url, dying = half_dead_site
     with httpx.Client(timeout=20.0) as client:
-        created = client.post(f"{site.node_url}/api/strategies", json=STRATEGY)
-        strategy_id = created.json()["id"]
         before = task_count(site.node_url, client)
-        answers = [
-            client.post(f"{url}/api/strategies/{strategy_id}/execute").status_code for _ in range(6)
-        ]
+        answers = [client.post(f"{url}/api/tasks", json=SUBMISSION).status_code for _ in range(6)]
         reads = [client.get(f"{url}/api/tasks").status_code for _ in range(6)]
         after = task_count(site.node_url, client)
     posts_swallowed = [r for r in dying.requests if r.startswith("POST")]

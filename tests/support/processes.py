@@ -260,6 +260,10 @@ def render_nginx(
         "@STATIC_ROOT@": str(STATIC_ROOT),
     }.items():
         text = text.replace(key, value)
+    if os.geteuid() == 0:
+        # nginx started by root runs its workers as nobody, who cannot enter pytest's
+        # private temp dirs (request bodies are buffered there): keep them as root.
+        text = "user root;\n" + text
     conf = conf_dir / "nginx.conf"
     conf.write_text(text)
     return conf
@@ -443,3 +447,18 @@ def owner_of_client_port(client_port: int, processes: Sequence[Process]) -> Proc
         if process.alive() and inodes & _socket_inodes(process.pid):
             return process
     return None
+
+
+def upstreams_of(nginx_prefix: Path, path: str) -> list[str]:
+    """From nginx's access log: the upstream(s) that served each finished request for ``path``.
+
+    Each entry is ``$upstream_addr``: "127.0.0.1:P" or, after a fail-over, "A, B".
+    """
+    log = nginx_prefix / "logs" / "access.log"
+    served: list[str] = []
+    with contextlib.suppress(FileNotFoundError):
+        for line in log.read_text().splitlines():
+            request = line.split('"')[1] if line.count('"') >= 2 else ""
+            if " " in request and request.split(" ")[1].startswith(path):
+                served.append(line.rsplit("upstream=", 1)[1].split(" rt=")[0])
+    return served
