@@ -29,7 +29,8 @@ def test_an_unknown_metric_is_rejected_naming_the_field_and_the_known_metrics() 
             }
         )
     assert caught.value.field == "conditions.1.metric"
-    assert "shoe_size" in str(caught.value) and "rsi_N" in str(caught.value)
+    assert "shoe_size" in str(caught.value)
+    assert "rsi_N" in str(caught.value)
 
 
 def test_an_unknown_operator_is_rejected_naming_the_known_operators() -> None:
