@@ -15,6 +15,7 @@ from tasktrail import __version__
 from tasktrail.cli.db import db
 from tasktrail.cli.projections import projections
 from tasktrail.cli.serve import serve
+from tasktrail.cli.worker import worker
 from tasktrail.errors import TasktrailError
 from tasktrail.settings import Settings
 
@@ -57,6 +58,7 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
 cli.add_command(db)
 cli.add_command(serve)
 cli.add_command(projections)
+cli.add_command(worker)
 
 
 def main() -> None:
