@@ -55,7 +55,12 @@ def build_registry(settings: Settings) -> HandlerRegistry:
 
 
 def build(settings: Settings, *, upgrade: bool = True) -> Container:
-    """Wire the write side and the read side's database for one process."""
+    """Wire the write side and the read side's database for one process.
+
+    With ``upgrade`` (a process that owns the database: serve, worker) the schema is brought
+    up to date and the example strategies are seeded; read-only tools (replay, audit) pass
+    ``upgrade=False`` and write nothing.
+    """
     if upgrade:
         schema.upgrade(settings)
     store = TaskStore(settings)
@@ -63,7 +68,7 @@ def build(settings: Settings, *, upgrade: bool = True) -> Container:
     registry = build_registry(settings)
     service = ExecutionService(store, registry.kinds)
     strategies = StrategyService(store, service)
-    if settings.seed_examples:
+    if upgrade and settings.seed_examples:
         strategies.seed_examples()
     container = Container(
         settings=settings,

@@ -14,6 +14,7 @@ import click
 from tasktrail import __version__
 from tasktrail.cli.db import db
 from tasktrail.cli.projections import projections
+from tasktrail.cli.replay import audit_group, replay
 from tasktrail.cli.serve import serve
 from tasktrail.cli.worker import worker
 from tasktrail.errors import TasktrailError
@@ -59,6 +60,8 @@ cli.add_command(db)
 cli.add_command(serve)
 cli.add_command(projections)
 cli.add_command(worker)
+cli.add_command(replay)
+cli.add_command(audit_group)
 
 
 def main() -> None:

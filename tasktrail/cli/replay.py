@@ -1,0 +1,207 @@
+"""``tasktrail replay`` and ``tasktrail audit``: a past run event by event, and its chain.
+
+``replay TASK_ID`` prints each event (time, type, who, data) with the task's state after it,
+then a verdict from the digest chain and the task view's anchor (the version it has seen).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tasktrail import bootstrap
+from tasktrail.engine import audit
+from tasktrail.engine.history import Step, history_with_states, task_state
+from tasktrail.engine.service import TaskNotFoundError
+from tasktrail.errors import ValidationError
+from tasktrail.projections.queries import find_task
+
+
+def parse_task_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise ValidationError(f"not a task id: {raw!r}", field="task_id") from None
+
+
+def who(step: Step) -> str:
+    data = step.data
+    for key in ("worker_id", "submitted_by", "requested_by", "cancelled_by"):
+        if data.get(key):
+            return str(data[key])
+    return ""
+
+
+def state_summary(state: dict[str, Any]) -> str:
+    progress = state["progress"]
+    text = f"{state['status']} {progress['percent']}%"
+    if progress["phase"]:
+        text += f" {progress['phase']}"
+    if state["result_summary"]:
+        text += f" matched={state['result_summary']['matched']}"
+    if state["error"]:
+        text += f" error={state['error']['type']}"
+    return text
+
+
+def checked_history(
+    container: bootstrap.Container, task_id: uuid.UUID
+) -> tuple[list[Step], list[audit.Finding]]:
+    """The steps (none when a row cannot be decoded) and every finding about the chain,
+    including events the task view saw that the log no longer has (a cut tail)."""
+    if not container.store.positions_of(task_id):
+        raise TaskNotFoundError(task_id)
+    findings = audit.verify_task(container.store, task_id)
+    undecodable = any(f.reason.startswith("undecodable") for f in findings)
+    steps = [] if undecodable else history_with_states(container.service, task_id)
+    view = find_task(container.sql, str(task_id))
+    stored = max(v for v, _ in container.store.positions_of(task_id))
+    if view is not None and int(view["version"]) > stored:
+        findings.append(
+            audit.Finding(
+                task_id,
+                None,
+                stored + 1,
+                "?",
+                f"missing: the task view saw version {view['version']}, the log ends at {stored}",
+            )
+        )
+    return steps, findings
+
+
+def print_steps(console: Console, steps: list[Step], speed: float | None) -> None:
+    table = Table(title="events", show_lines=False)
+    for column in ("pos", "v", "time", "type", "who", "data", "state after"):
+        table.add_column(column, overflow="fold")
+    previous: datetime | None = None
+    for step in steps:
+        moment = datetime.fromisoformat(step.timestamp)
+        if speed and previous is not None:
+            time.sleep(max(0.0, (moment - previous).total_seconds() / speed))
+            console.print(f"{step.version:>3} {step.topic:<24} {state_summary(step.state)}")
+        previous = moment
+        data = json.dumps(step.data, default=str)
+        table.add_row(
+            str(step.position),
+            str(step.version),
+            moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            step.topic,
+            who(step),
+            data if len(data) <= 200 else data[:197] + "...",
+            state_summary(step.state),
+        )
+    if not speed:
+        console.print(table)
+
+
+@click.command()
+@click.argument("task_id")
+@click.option("--at", "at_version", type=int, default=None, help="Print the state at VERSION.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON lines.")
+@click.option("--verify", is_flag=True, help="Only verify the chain; exit 1 on any mismatch.")
+@click.option("--speed", type=float, default=None, help="Re-play the timing N times faster.")
+@click.pass_context
+def replay(
+    ctx: click.Context,
+    task_id: str,
+    at_version: int | None,
+    as_json: bool,
+    verify: bool,
+    speed: float | None,
+) -> None:
+    """Replay a past run event by event, with the state after each, then a verdict."""
+    from tasktrail.cli import settings_from
+
+    container = bootstrap.build(settings_from(ctx), upgrade=False)
+    try:
+        identifier = parse_task_id(task_id)
+        if at_version is not None:
+            state = task_state(container.service.state_at(identifier, at_version))
+            click.echo(json.dumps(state) if as_json else state_summary(state))
+            return
+        steps, findings = checked_history(container, identifier)
+        if as_json:
+            for step in [] if verify else steps:
+                click.echo(json.dumps(step.as_json(), default=str))
+            click.echo(
+                json.dumps(
+                    {"verdict": verdict(findings), "findings": [f.as_json() for f in findings]}
+                )
+            )
+        else:
+            console = Console()
+            if not verify:
+                print_steps(console, steps, speed)
+            print_verdict(console, findings, len(steps))
+        if findings:
+            ctx.exit(1)
+    finally:
+        container.close()
+
+
+def verdict(findings: list[audit.Finding]) -> str:
+    return "tampered" if findings else "intact"
+
+
+def print_verdict(console: Console, findings: list[audit.Finding], events: int) -> None:
+    if not findings:
+        console.print(f"verdict: chain intact over {events} events")
+        return
+    console.print(f"verdict: TAMPERED, {len(findings)} finding(s)")
+    for f in findings:
+        console.print(f"  task {f.task_id} position {f.position} version {f.version}: {f.reason}")
+
+
+@click.group(name="audit")
+def audit_group() -> None:
+    """Tamper evidence over the event log."""
+
+
+@audit_group.command(name="verify")
+@click.option("--all", "verify_everything", is_flag=True, help="Every task in the log.")
+@click.option("--task", "task_id", default=None, help="One task's chain.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def audit_verify(
+    ctx: click.Context, verify_everything: bool, task_id: str | None, as_json: bool
+) -> None:
+    """Recompute digest chains; exit status 1 on any mismatch."""
+    from tasktrail.cli import settings_from
+
+    if not verify_everything and task_id is None:
+        raise click.UsageError("give --all or --task TASK_ID")
+    container = bootstrap.build(settings_from(ctx), upgrade=False)
+    try:
+        started = time.perf_counter()
+        if task_id is not None:
+            identifier = parse_task_id(task_id)
+            container.service.get_task(identifier)
+            findings = audit.verify_task(container.store, identifier)
+            tasks, events = 1, len(container.store.positions_of(identifier))
+        else:
+            report = audit.verify_all(container.store)
+            findings, tasks, events = report.findings, report.tasks, report.events
+        seconds = time.perf_counter() - started
+        summary = {
+            "tasks": tasks,
+            "events": events,
+            "seconds": round(seconds, 3),
+            "verdict": verdict(findings),
+            "findings": [f.as_json() for f in findings],
+        }
+        if as_json:
+            click.echo(json.dumps(summary))
+        else:
+            print_verdict(Console(), findings, events)
+            click.echo(f"{tasks} tasks, {events} events in {seconds:.2f} s")
+        if findings:
+            ctx.exit(1)
+    finally:
+        container.close()
