@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from tasktrail import __version__
+from tasktrail.cli.cleanup import cleanup
 from tasktrail.cli.db import db
 from tasktrail.cli.projections import projections
 from tasktrail.cli.replay import audit_group, replay
@@ -62,6 +63,7 @@ cli.add_command(projections)
 cli.add_command(worker)
 cli.add_command(replay)
 cli.add_command(audit_group)
+cli.add_command(cleanup)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tasktrail import bootstrap
-from tasktrail.engine import audit
-from tasktrail.engine.history import Step, history_with_states, task_state
+from tasktrail.engine import audit, digest, retention
+from tasktrail.engine.history import Step, history_with_states, steps_of, task_state
 from tasktrail.engine.service import TaskNotFoundError
 from tasktrail.errors import ValidationError
 from tasktrail.projections.queries import find_task
@@ -107,6 +108,7 @@ def print_steps(console: Console, steps: list[Step], speed: float | None) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON lines.")
 @click.option("--verify", is_flag=True, help="Only verify the chain; exit 1 on any mismatch.")
 @click.option("--speed", type=float, default=None, help="Re-play the timing N times faster.")
+@click.option("--archive", "archive", default=None, help="Replay from an archive file.")
 @click.pass_context
 def replay(
     ctx: click.Context,
@@ -115,10 +117,14 @@ def replay(
     as_json: bool,
     verify: bool,
     speed: float | None,
+    archive: str | None,
 ) -> None:
     """Replay a past run event by event, with the state after each, then a verdict."""
     from tasktrail.cli import settings_from
 
+    if archive is not None:
+        replay_archive(Path(archive), parse_task_id(task_id), as_json=as_json)
+        return
     container = bootstrap.build(settings_from(ctx), upgrade=False)
     try:
         identifier = parse_task_id(task_id)
@@ -144,6 +150,31 @@ def replay(
             ctx.exit(1)
     finally:
         container.close()
+
+
+def replay_archive(path: Path, task_id: uuid.UUID, *, as_json: bool) -> None:
+    """Replay and verify one task from an archive, with no database."""
+    events, positions = retention.archived_events(path, task_id)
+    if not events:
+        raise TaskNotFoundError(task_id)
+    breaks = digest.verify(events)
+    findings = [
+        audit.Finding(task_id, positions.get(b.version), b.version, b.topic, b.reason)
+        for b in breaks
+    ]
+    steps = steps_of(events, positions)
+    if as_json:
+        for step in steps:
+            click.echo(json.dumps(step.as_json(), default=str))
+        click.echo(
+            json.dumps({"verdict": verdict(findings), "findings": [f.as_json() for f in findings]})
+        )
+    else:
+        console = Console()
+        print_steps(console, steps, None)
+        print_verdict(console, findings, len(steps))
+    if findings:
+        raise SystemExit(1)
 
 
 def verdict(findings: list[audit.Finding]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -9,6 +10,10 @@ from uuid import UUID
 from tasktrail.engine.log import json_ready
 from tasktrail.engine.service import ExecutionService
 from tasktrail.engine.task import ExecutionTask
+
+ENVELOPE = frozenset(
+    {"originator_id", "originator_version", "originator_topic", "timestamp", "digest"}
+)
 
 
 def task_state(task: ExecutionTask) -> dict[str, Any]:
@@ -67,18 +72,17 @@ class Step:
 
 def history_with_states(service: ExecutionService, task_id: UUID) -> list[Step]:
     """Fold the task's events one by one, recording the state after each."""
-    events = service.history(task_id)
     positions = dict(service.store.positions_of(task_id))
+    return steps_of(service.history(task_id), positions)
+
+
+def steps_of(events: Sequence[Any], positions: Mapping[int, int]) -> list[Step]:
+    """Fold decoded events (of one task, in order) into steps; ``positions`` by version."""
     steps: list[Step] = []
     task: Any = None
     for event in events:
         task = event.mutate(task)
-        data = {
-            k: json_ready(v)
-            for k, v in vars(event).items()
-            if k not in ("originator_id", "originator_version", "originator_topic", "timestamp")
-            and k != "digest"
-        }
+        data = {k: json_ready(v) for k, v in vars(event).items() if k not in ENVELOPE}
         steps.append(
             Step(
                 position=positions.get(event.originator_version),

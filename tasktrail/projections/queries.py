@@ -105,7 +105,7 @@ def _validate(status: str | None, limit: int) -> None:
         raise ValidationError(f"limit must be 1..{MAX_LIMIT}", field="limit")
 
 
-def _naive_for(connection: sa.Connection, moment: datetime) -> datetime:
+def naive_for(connection: sa.Connection, moment: datetime) -> datetime:
     # SQLite stores naive UTC datetimes; comparing needs the same form.
     if connection.dialect.name == "sqlite" and moment.tzinfo is not None:
         return moment.astimezone(UTC).replace(tzinfo=None)
@@ -131,7 +131,7 @@ def list_tasks(
     with sql.connect() as connection:
         if cursor is not None:
             moment, last_id = decode_cursor(cursor)
-            moment = _naive_for(connection, moment)
+            moment = naive_for(connection, moment)
             query = query.where(
                 sa.or_(c.submitted_at < moment, sa.and_(c.submitted_at == moment, c.id < last_id))
             )
