@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ from tasktrail.engine import audit, digest, retention
 from tasktrail.engine.history import Step, history_with_states, steps_of, task_state
 from tasktrail.engine.service import TaskNotFoundError
 from tasktrail.errors import ValidationError
-from tasktrail.projections.queries import find_task
+from tasktrail.projections.queries import find_task, list_tasks
+from tasktrail.settings import Settings
 
 
 def parse_task_id(raw: str) -> uuid.UUID:
@@ -103,12 +104,14 @@ def print_steps(console: Console, steps: list[Step], speed: float | None) -> Non
 
 
 @click.command()
-@click.argument("task_id")
+@click.argument("task_id", required=False)
 @click.option("--at", "at_version", type=int, default=None, help="Print the state at VERSION.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON lines.")
 @click.option("--verify", is_flag=True, help="Only verify the chain; exit 1 on any mismatch.")
 @click.option("--speed", type=float, default=None, help="Re-play the timing N times faster.")
 @click.option("--archive", "archive", default=None, help="Replay from an archive file.")
+@click.option("--strategy", "strategy_id", default=None, help="List a strategy's runs instead.")
+@click.option("--since", default=None, help="With --strategy: runs submitted since DATE.")
 @click.pass_context
 def replay(
     ctx: click.Context,
@@ -118,10 +121,20 @@ def replay(
     verify: bool,
     speed: float | None,
     archive: str | None,
+    strategy_id: str | None,
+    since: str | None,
 ) -> None:
-    """Replay a past run event by event, with the state after each, then a verdict."""
+    """Replay a past run event by event, with the state after each, then a verdict.
+
+    With --strategy ID [--since DATE] it lists that strategy's runs and their outcomes.
+    """
     from tasktrail.cli import settings_from
 
+    if strategy_id is not None:
+        list_runs(settings_from(ctx), strategy_id, since, as_json=as_json)
+        return
+    if task_id is None:
+        raise click.UsageError("give TASK_ID, or --strategy ID")
     if archive is not None:
         replay_archive(Path(archive), parse_task_id(task_id), as_json=as_json)
         return
@@ -150,6 +163,51 @@ def replay(
             ctx.exit(1)
     finally:
         container.close()
+
+
+def list_runs(settings: Settings, strategy_id: str, since: str | None, *, as_json: bool) -> None:
+    try:
+        moment = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        raise ValidationError(f"not a date: {since!r}", field="since") from None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    container = bootstrap.build(settings, upgrade=False)
+    try:
+        runs: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = list_tasks(container.sql, strategy_id=strategy_id, limit=200, cursor=cursor)
+            for item in page.items:
+                if moment and datetime.fromisoformat(item["submitted_at"]) < moment:
+                    break
+                runs.append(item)
+            else:
+                cursor = page.next_cursor
+                if cursor:
+                    continue
+            break
+    finally:
+        container.close()
+    if as_json:
+        for run in runs:
+            click.echo(json.dumps(run, default=str))
+        return
+    table = Table(title=f"runs of strategy {strategy_id}")
+    for column in ("task", "submitted", "status", "matched", "error"):
+        table.add_column(column)
+    for run in runs:
+        summary = run["result_summary"] or {}
+        error = (run["error"] or {}).get("message", "")
+        table.add_row(
+            run["id"],
+            str(run["submitted_at"]),
+            run["status"],
+            str(summary.get("matched", "")),
+            error,
+        )
+    Console().print(table)
+    click.echo(f"{len(runs)} runs")
 
 
 def replay_archive(path: Path, task_id: uuid.UUID, *, as_json: bool) -> None:
