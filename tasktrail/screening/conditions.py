@@ -19,7 +19,7 @@ from typing import Any
 
 from tasktrail.errors import ValidationError
 
-MAX_WINDOW = 250
+MAX_WINDOW = 252  # a trading year; the sample universe has 260 bars
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,

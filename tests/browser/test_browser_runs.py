@@ -185,11 +185,6 @@ def test_stepping_through_the_timeline_shows_the_state_after_each_event(
     screenshot(page, "timeline")
 
 
-@pytest.mark.xfail(
-    reason="GET /api/metrics/catalog answers 500 (screening.conditions lists return_252d, "
-    "which it does not know), so the form cannot open",
-    strict=False,
-)
 def test_the_create_form_shows_a_server_validation_error_next_to_its_field(
     page: Any, server: Server
 ) -> None:
