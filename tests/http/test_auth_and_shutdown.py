@@ -135,7 +135,8 @@ def test_the_openapi_document_matches_the_routes(secured: Server) -> None:
         assert documented == {(o.method, o.path) for o in OPERATIONS}
         # Every documented route exists: none answers 404/405 for its own method and path.
         for method, path in documented:
-            response = client.request(method, concrete(path), headers=headers)
+            with client.stream(method, concrete(path), headers=headers) as response:
+                pass  # the status is enough; streams would never end
             assert response.status_code != 405, (method, path)
             if "{" not in path:
                 assert response.status_code != 404, (method, path)
