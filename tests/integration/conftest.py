@@ -1,4 +1,5 @@
-"""A running process on a migrated database: follower, projector, reaper and workers."""
+"""Shared by the integration suites: a running process on a migrated database (follower,
+projector, reaper and workers)."""
 
 from __future__ import annotations
 
