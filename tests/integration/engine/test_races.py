@@ -30,7 +30,11 @@ RACER = textwrap.dedent(
     for raw in ids:
         task_id = uuid.UUID(raw)
         try:
-            if action == "complete":
+            if action == "start":
+                service.decide(task_id, lambda t: t.start("starter"))
+            elif action == "request_cancel":
+                service.decide(task_id, lambda t: t.request_cancel("canceller"))
+            elif action == "complete":
                 service.decide(task_id, lambda t: t.complete({"by": "completer"}))
             else:
                 service.decide(task_id, lambda t: t.cancel("canceller", "race"))
@@ -72,4 +76,40 @@ def test_a_completion_racing_a_cancel_in_another_process_leaves_one_terminal_eve
     assert terminal_per_task == Counter(dict.fromkeys(ids, 1))
     statuses = {service.get_task(uuid.UUID(i)).status for i in ids}
     assert statuses <= {TaskStatus.COMPLETED, TaskStatus.CANCELLED}
+    store.close()
+
+
+def test_a_start_racing_a_cancel_of_pending_tasks_in_another_process_never_does_both(
+    settings: Settings,
+) -> None:
+    store = TaskStore(settings)
+    service = ExecutionService(store, lambda: ["test.kind"])
+    ids = [str(service.start_execution("test.kind", {}).id) for _ in range(2 * TASKS)]
+    joined = ",".join(ids)
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, settings.database_url, action, joined],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for action in ("start", "request_cancel")
+    ]
+    for racer in racers:
+        racer.communicate(timeout=180)
+        assert racer.returncode == 0
+
+    topics: dict[str, list[str]] = {i: [] for i in ids}
+    for notification in store.recorder.select_notifications(start=1, limit=10 * len(ids)):
+        topics[str(notification.originator_id)].append(notification.topic)
+    outcomes = Counter(tuple(t) for t in topics.values())
+    allowed = {
+        ("task.created", "task.cancelled"),
+        ("task.created", "task.started", "task.cancel_requested"),
+    }
+    assert set(outcomes) <= allowed, outcomes
+    assert sum(outcomes.values()) == len(ids)
+    print(
+        f"start won {outcomes[max(allowed, key=len)]}, cancel won "
+        f"{outcomes[min(allowed, key=len)]} of {len(ids)}"
+    )
     store.close()
