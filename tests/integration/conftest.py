@@ -9,8 +9,11 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+import sqlalchemy as sa
 
 from tasktrail import bootstrap
+from tasktrail.engine.database import create_sql_engine
+from tasktrail.engine.store import TaskStore
 from tasktrail.engine.task import ExecutionTask
 from tasktrail.settings import Settings
 
@@ -38,6 +41,22 @@ class Process:
 
     def topics(self, task_id: UUID) -> list[str]:
         return [type(e).TOPIC for e in self.container.service.history(task_id)]
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[TaskStore]:
+    """An event store on the test's migrated database."""
+    store = TaskStore(settings)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def sql(settings: Settings) -> Iterator[sa.Engine]:
+    """A SQLAlchemy engine on the test's migrated database."""
+    engine = create_sql_engine(settings)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,13 +14,6 @@ from tasktrail.errors import ConflictError, ValidationError
 from tasktrail.settings import Settings
 
 KINDS = ["test.kind", "other.kind"]
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[TaskStore]:
-    store = TaskStore(settings)
-    yield store
-    store.close()
 
 
 @pytest.fixture

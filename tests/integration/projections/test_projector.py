@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
-import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -20,7 +19,6 @@ from projection_histories import (
     write_random_tasks,
 )
 
-from tasktrail.engine.database import create_sql_engine
 from tasktrail.engine.log import LogEvent, read_log
 from tasktrail.engine.outbox import Follower
 from tasktrail.engine.store import TaskStore
@@ -30,20 +28,6 @@ from tasktrail.settings import Settings
 
 # One database per test; examples add tasks to it and compare only their own.
 histories = st.lists(st.lists(st.sampled_from(COMMANDS), max_size=8), min_size=1, max_size=4)
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[TaskStore]:
-    store = TaskStore(settings)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def sql(settings: Settings) -> Iterator[sa.Engine]:
-    engine = create_sql_engine(settings)
-    yield engine
-    engine.dispose()
 
 
 @hypothesis_settings(

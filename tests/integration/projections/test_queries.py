@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from projection_histories import projections, write_random_tasks
 
-from tasktrail.engine.database import create_sql_engine
 from tasktrail.engine.log import LogEvent
 from tasktrail.engine.store import TaskStore
 from tasktrail.errors import NotFoundError, ValidationError
@@ -24,21 +22,6 @@ from tasktrail.projections.queries import (
     list_tasks,
     projection_status,
 )
-from tasktrail.settings import Settings
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[TaskStore]:
-    store = TaskStore(settings)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def sql(settings: Settings) -> Iterator[sa.Engine]:
-    engine = create_sql_engine(settings)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -20,20 +19,6 @@ from tasktrail.projections.queries import list_tasks
 from tasktrail.projections.rebuild import Rebuild
 from tasktrail.projections.task_view import TaskViewProjection, task_view
 from tasktrail.settings import Settings
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[TaskStore]:
-    store = TaskStore(settings)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def sql(settings: Settings) -> Iterator[sa.Engine]:
-    engine = create_sql_engine(settings)
-    yield engine
-    engine.dispose()
 
 
 class Interrupted(Exception):
