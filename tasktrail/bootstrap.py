@@ -90,12 +90,14 @@ class Runtime:
     """What runs beside the HTTP app: the outbox follower and its consumers, the workers.
 
     ``starters``/``stoppers`` let other parts (the worker pool) join without this class
-    knowing them; they run in order on start and in reverse on stop.
+    knowing them; they run in order on start and in reverse on stop. ``releasers`` run after
+    the follower has stopped (the projector gives up its lock then, so it cannot retake it).
     """
 
     follower: Follower
     starters: list[Callable[[], None]] = field(default_factory=list)
     stoppers: list[Callable[[], None]] = field(default_factory=list)
+    releasers: list[Callable[[], None]] = field(default_factory=list)
 
     def start(self) -> None:
         self.follower.start()
@@ -106,6 +108,8 @@ class Runtime:
         for stop in reversed(self.stoppers):
             stop()
         self.follower.stop()
+        for release in self.releasers:
+            release()
 
 
 def read_side_projections() -> list[Projection]:
@@ -115,11 +119,14 @@ def read_side_projections() -> list[Projection]:
 
 def build_runtime(container: Container, *, workers: int = 0) -> Runtime:
     """The follower with the projector as its first consumer (the HTTP app adds its hub),
-    and ``workers`` worker threads."""
+    and ``workers`` worker threads. On PostgreSQL the projector is active only while it holds
+    the projector lock; every other process's projector stands by."""
     follower = Follower(container.store, container.settings)
-    follower.add_consumer(Projector(container.sql, read_side_projections()))
+    projector = Projector(container.sql, read_side_projections())
+    follower.add_consumer(projector)
     container.parts["follower"] = follower
-    runtime = Runtime(follower=follower)
+    container.parts["projector"] = projector
+    runtime = Runtime(follower=follower, releasers=[projector.release])
     add_work(container, runtime, workers)
     return runtime
 

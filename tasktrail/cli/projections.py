@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tasktrail.bootstrap import Container, build, read_side_projections
+from tasktrail.engine.locks import PROJECTOR_LOCK_KEY, holder
 from tasktrail.errors import ValidationError
 from tasktrail.projections.base import Projection
 from tasktrail.projections.queries import projection_status
@@ -42,15 +43,24 @@ def status(ctx: click.Context, as_json: bool) -> None:
     try:
         names = [p.name for p in read_side_projections()]
         states = projection_status(container.sql, container.store, names)
+        active = holder(container.sql, PROJECTOR_LOCK_KEY)
     finally:
         container.close()
+    in_process = container.settings.is_sqlite
     if as_json:
-        click.echo(json.dumps({"projections": [s.as_json() for s in states]}))
+        leader = None if active is None else active.application_name
+        click.echo(json.dumps({"projections": [s.as_json() for s in states], "active": leader}))
         return
     table = Table("projection", "position", "head", "lag")
     for state in states:
         table.add_row(state.name, str(state.position), str(state.head), str(state.lag))
     Console().print(table)
+    if in_process:
+        click.echo("active projector: the serving process (SQLite)")
+    elif active is None:
+        click.echo("active projector: none (no process holds the projector lock)")
+    else:
+        click.echo(f"active projector: {active.application_name} (backend {active.backend_pid})")
 
 
 @projections.command()

@@ -23,13 +23,13 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from tasktrail.engine.locks import REAPER_LOCK_KEY, AdvisoryLock
 from tasktrail.engine.service import ExecutionService
 from tasktrail.engine.task import ExecutionTask, TaskStatus
 from tasktrail.settings import Settings
 
 log = logging.getLogger(__name__)
 
-REAPER_LOCK_KEY = 0x7265_6170  # "reap"
 WORKER_LOST = "worker_lost"
 # Dead workers' rows are kept for a while (operators look at them), then removed.
 FORGET_AFTER = timedelta(hours=1)
@@ -184,7 +184,7 @@ class Reaper:
         self.running = running or running_from_task_view(sql)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock_connection: sa.Connection | None = None
+        self.lock = AdvisoryLock(sql, REAPER_LOCK_KEY, "reaper")
 
     def reap_once(self) -> list[UUID]:
         """Fail RUNNING tasks whose worker is not live; returns the tasks failed."""
@@ -207,33 +207,7 @@ class Reaper:
 
     def holds_lock(self) -> bool:
         """True when this reaper may reap (it holds, or just took, the advisory lock)."""
-        if not self.settings.is_postgres:
-            return True
-        if self._lock_connection is not None:
-            try:
-                self._lock_connection.execute(sa.text("SELECT 1"))
-                return True
-            except sa.exc.SQLAlchemyError:
-                self._drop_lock_connection()
-        connection = self.sql.connect()
-        taken = connection.execute(
-            sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": REAPER_LOCK_KEY}
-        ).scalar()
-        connection.commit()
-        if taken:
-            self._lock_connection = connection
-            return True
-        connection.close()
-        return False
-
-    def _drop_lock_connection(self) -> None:
-        if self._lock_connection is not None:
-            try:
-                self._lock_connection.invalidate()
-                self._lock_connection.close()
-            except sa.exc.SQLAlchemyError:
-                pass
-            self._lock_connection = None
+        return self.lock.held()
 
     def start(self) -> None:
         self._stopping.clear()
@@ -245,7 +219,7 @@ class Reaper:
         if self._thread is not None:
             self._thread.join(5.0)
             self._thread = None
-        self._drop_lock_connection()
+        self.lock.release()
 
     @property
     def interval(self) -> float:

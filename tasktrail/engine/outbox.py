@@ -171,8 +171,23 @@ class Follower:
                 self._stopping.wait(pause)
                 continue
             if not delivered:
+                self._tick()
                 self._wake.wait(self._idle_wait())
                 self._wake.clear()
+
+    def _tick(self) -> None:
+        """Give consumers with an optional ``tick()`` a turn when the log is idle (a standby
+        projector tries its lock then, so it takes over even when nothing is written)."""
+        with self._lock:
+            consumers = [t.consumer for t in self._tracked]
+        for consumer in consumers:
+            tick = getattr(consumer, "tick", None)
+            if tick is None:
+                continue
+            try:
+                tick()
+            except Exception:
+                log.exception("consumer %s failed in tick()", consumer.name)
 
     def _idle_wait(self) -> float:
         now = time.monotonic()

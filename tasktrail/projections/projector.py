@@ -5,6 +5,13 @@ only the events above its stored position, move the rows, commit. A crash anywhe
 whole batch back, and the stored position says exactly where to resume; a position already
 applied is skipped, so several projectors (processes, or a rebuild catching up beside the
 live one) can never apply an event twice.
+
+On PostgreSQL every process runs a projector but only one is active: the one holding the
+advisory lock ``PROJECTOR_LOCK_KEY`` (tasktrail/engine/locks.py). The others stand by: for each
+batch they only read the stored positions (which the active one moves) and try the lock, and
+the follower's idle ``tick`` makes them try it at every poll, so when the active process dies
+one of them is active within about a second. The lock saves the standbys' work; the position
+rows keep exactly-once without it.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from tasktrail.engine.locks import PROJECTOR_LOCK_KEY, AdvisoryLock
 from tasktrail.engine.log import LogEvent, read_log
 from tasktrail.engine.store import TaskStore
 from tasktrail.projections import positions
@@ -76,34 +84,76 @@ class Projector:
 
     name = "projections"
 
-    def __init__(self, sql: sa.Engine, projections: Sequence[Projection]) -> None:
+    def __init__(
+        self, sql: sa.Engine, projections: Sequence[Projection], *, standby: bool = True
+    ) -> None:
+        """With ``standby`` (the default), apply only while holding the projector lock."""
         self.sql = sql
         self.projections = list(projections)
         self.targets = [Target.serving(p) for p in self.projections]
+        self.lock = AdvisoryLock(sql, PROJECTOR_LOCK_KEY, "projector") if standby else None
         self._position: int | None = None
 
+    @property
+    def active(self) -> bool:
+        """True when this projector applies events (it holds, or just took, the lock)."""
+        return self.lock is None or self.lock.held()
+
+    def tick(self) -> None:
+        """Called by the follower when the log is idle: a standby tries the lock, so it takes
+        over within a poll of the active process's death even if nothing is written."""
+        if self.lock is not None:
+            self.lock.held()
+
+    def release(self) -> None:
+        """Give up the lock (a clean stop), so a standby takes over at once."""
+        if self.lock is not None:
+            self.lock.release()
+
     def position(self) -> int:
-        """The lowest stored position of the projections (rows made at 0 when missing)."""
+        """The lowest stored position of the projections (rows made at 0 when missing).
+
+        The follower asks this first, so a projector tries the lock as soon as it starts.
+        """
+        if self.lock is not None:
+            self.lock.held()
         with self.sql.begin() as connection:
             stored = positions.lock(connection, [t.position_name for t in self.targets])
         self._position = min(stored.values(), default=0)
         return self._position
 
     def handle(self, batch: Sequence[LogEvent]) -> int:
-        """Apply one batch in one transaction; returns the position to continue after."""
+        """Apply one batch in one transaction; returns the position to continue after.
+
+        A standby applies nothing and answers the stored position: the follower then hands
+        it the events after that (if any) at the next wake-up, when it tries the lock again.
+        """
+        if not self.active:
+            return self._stored_position()
+        return self._apply(batch)
+
+    def _apply(self, batch: Sequence[LogEvent]) -> int:
         floor = self._position if self._position is not None else self.position()
         with self.sql.begin() as connection:
             current = apply_batch(connection, self.targets, batch, floor)
         self._position = min(current.values(), default=batch[-1].position)
         return self._position
 
+    def _stored_position(self) -> int:
+        with self.sql.connect() as connection:
+            stored = positions.read(connection, [t.position_name for t in self.targets])
+        self._position = min((stored.get(t.position_name, 0) for t in self.targets), default=0)
+        return self._position
+
     def catch_up(self, store: TaskStore, *, batch_size: int = DEFAULT_BATCH_SIZE) -> int:
-        """Apply everything in the log now, without a follower; returns events handed over."""
+        """Apply everything in the log now, without a follower and whether or not this
+        projector holds the lock (the position rows keep it exactly-once); returns events
+        handed over."""
         handed = 0
         after = self.position()
         while True:
             batch = read_log(store, after=after, limit=batch_size)
             if not batch:
                 return handed
-            after = self.handle(batch)
+            after = self._apply(batch)
             handed += len(batch)

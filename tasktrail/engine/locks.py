@@ -1,0 +1,141 @@
+"""Leadership by PostgreSQL session advisory lock: one active holder per role, the rest stand by.
+
+The projector and the reaper run in every process of a scaled-out deployment, but only one
+of each should do the work. The holder keeps the lock on a connection of its own; when its
+process dies the server ends that session and the lock goes with it, and the next process to
+try takes it over (the callers try at every pass, so a takeover follows within one poll).
+
+The lock is a matter of efficiency, not of correctness: two projectors applying at once are
+still serialised by their position rows, and two reapers only race on optimistic concurrency.
+A split brain (a holder whose connection broke without it noticing yet) can therefore waste
+work but never doubles an event.
+
+On SQLite there is one writing process (the embedded default), so the lock is always held.
+
+The lock connection names itself in ``application_name`` (``tasktrail <role> host:pid``), so
+operators, ``tasktrail projections status`` and the reliability tests can see who leads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+# Keys are fixed per role; each is an ASCII tag so they read in pg_locks.objid.
+PROJECTOR_LOCK_KEY = 0x7072_6F6A  # "proj"
+REAPER_LOCK_KEY = 0x7265_6170  # "reap"
+
+
+def holder_name(role: str) -> str:
+    """What the lock's connection calls itself: role, host and process id."""
+    return f"tasktrail {role} {socket.gethostname()}:{os.getpid()}"[:63]
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The session holding a lock, as PostgreSQL reports it."""
+
+    backend_pid: int
+    application_name: str
+
+    @property
+    def process_id(self) -> int | None:
+        """The holding process's pid, read from its application_name (None if unknown)."""
+        _, _, tail = self.application_name.rpartition(":")
+        return int(tail) if tail.isdigit() else None
+
+
+class AdvisoryLock:
+    """A session advisory lock taken with ``pg_try_advisory_lock`` on a dedicated connection."""
+
+    def __init__(self, sql: sa.Engine, key: int, role: str) -> None:
+        self.sql = sql
+        self.key = key
+        self.role = role
+        self._connection: sa.Connection | None = None
+        self.always_held = sql.dialect.name != "postgresql"
+
+    def held(self) -> bool:
+        """True when this process holds the lock; tries to take it when it does not.
+
+        Never raises for a lost connection: the lock is then not held (and is tried again at
+        the next call).
+        """
+        if self.always_held:
+            return True
+        if self._connection is not None:
+            try:
+                self._connection.execute(sa.text("SELECT 1"))
+                return True
+            except sa.exc.SQLAlchemyError:
+                log.warning("lost the %s lock's connection; standing by", self.role)
+                self._drop()
+        return self._try()
+
+    def _try(self) -> bool:
+        try:
+            connection = self.sql.connect()
+        except sa.exc.SQLAlchemyError as error:
+            log.warning("cannot try the %s lock: %s", self.role, error)
+            return False
+        try:
+            connection.execute(
+                sa.text("SELECT set_config('application_name', :name, false)"),
+                {"name": holder_name(self.role)},
+            )
+            taken = connection.execute(
+                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
+            ).scalar()
+            connection.commit()
+        except sa.exc.SQLAlchemyError as error:
+            log.warning("cannot try the %s lock: %s", self.role, error)
+            _discard(connection)
+            return False
+        if taken:
+            log.info("took the %s lock: this process is the active %s", self.role, self.role)
+            self._connection = connection
+            return True
+        _discard(connection)
+        return False
+
+    def release(self) -> None:
+        """Give the lock up (a clean stop): the connection is closed, not returned to the pool,
+        so no pooled session keeps it."""
+        self._drop()
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            _discard(self._connection)
+            self._connection = None
+
+
+def _discard(connection: sa.Connection) -> None:
+    """Close a connection for good: its session (and any lock on it) ends."""
+    try:
+        connection.invalidate()
+        connection.close()
+    except sa.exc.SQLAlchemyError:
+        pass
+
+
+def holder(sql: sa.Engine, key: int) -> Holder | None:
+    """Who holds the advisory lock ``key`` now (PostgreSQL), or None."""
+    if sql.dialect.name != "postgresql":
+        return None
+    statement = sa.text(
+        "SELECT a.pid, coalesce(a.application_name, '') FROM pg_locks l "
+        "JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "AND l.classid::bigint = (CAST(:key AS bigint) >> 32) "
+        "AND l.objid::bigint = (CAST(:key AS bigint) & 4294967295) "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    with sql.connect() as connection:
+        row = connection.execute(statement, {"key": key}).first()
+    return Holder(int(row[0]), str(row[1])) if row else None
