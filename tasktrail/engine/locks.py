@@ -85,24 +85,25 @@ class AdvisoryLock:
             log.warning("cannot try the %s lock: %s", self.role, error)
             return False
         try:
-            connection.execute(
-                sa.text("SELECT set_config('application_name', :name, false)"),
-                {"name": holder_name(self.role)},
-            )
             taken = connection.execute(
                 sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
             ).scalar()
+            if taken:
+                connection.execute(
+                    sa.text("SELECT set_config('application_name', :name, false)"),
+                    {"name": holder_name(self.role)},
+                )
             connection.commit()
         except sa.exc.SQLAlchemyError as error:
             log.warning("cannot try the %s lock: %s", self.role, error)
             _discard(connection)
             return False
-        if taken:
-            log.info("took the %s lock: this process is the active %s", self.role, self.role)
-            self._connection = connection
-            return True
-        _discard(connection)
-        return False
+        if not taken:
+            connection.close()  # back to the pool: a failed try holds nothing
+            return False
+        log.info("took the %s lock: this process is the active %s", self.role, self.role)
+        self._connection = connection
+        return True
 
     def release(self) -> None:
         """Give the lock up (a clean stop): the connection is closed, not returned to the pool,
