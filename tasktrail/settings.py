@@ -89,14 +89,41 @@ class Settings:
             )
         if self.workers < 0:
             raise ConfigurationError("workers must be 0 or more")
-        if self.lease_seconds <= 0:
-            raise ConfigurationError("lease_seconds must be positive")
+        if not 0 <= self.port <= 65535:
+            raise ConfigurationError(f"port must be between 0 and 65535, not {self.port}")
+        for name in _POSITIVE:
+            value = getattr(self, name)
+            if not value > 0:  # also rejects NaN
+                raise ConfigurationError(f"{name} must be positive, not {value!r}")
+        for name in _NON_NEGATIVE:
+            value = getattr(self, name)
+            if not value >= 0:
+                raise ConfigurationError(f"{name} must be 0 or more, not {value!r}")
+
+
+_POSITIVE = (
+    "max_body_bytes",
+    "lease_seconds",
+    "poll_seconds",
+    "sse_ping_seconds",
+    "sse_retry_ms",
+    "sse_max_connection_seconds",
+    "sse_ring_size",
+    "sse_queue_size",
+    "readiness_max_lag",
+)
+_NON_NEGATIVE = ("progress_interval_seconds", "universe_batch_delay_seconds", "retention_days")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def _parse(name: str, type_name: str, raw: str) -> Any:
     try:
         if "bool" in type_name:
-            return raw.strip().lower() in ("1", "true", "yes", "on")
+            word = raw.strip().lower()
+            if word not in _TRUE + _FALSE:
+                raise ValueError(word)
+            return word in _TRUE
         if type_name.startswith("int"):
             return int(raw)
         if type_name.startswith("float"):
