@@ -64,6 +64,11 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
+# The leases this process holds now: a row with our pid but another id is a previous process
+# that had our pid (a container restarted as pid 1) unless it is one of these.
+_held_here: set[str] = set()
+
+
 class Lease:
     """One worker process's row in ``workers``, renewed by a heartbeat thread."""
 
@@ -91,16 +96,21 @@ class Lease:
         with self.sql.begin() as connection:
             connection.execute(workers.delete().where(workers.c.worker_id == self.worker_id))
             connection.execute(workers.insert().values(row))
+        _held_here.add(self.worker_id)
 
     def renew(self) -> None:
+        """Extend the lease; a row removed meanwhile (taken for dead) is registered again."""
         moment = now()
         until = moment + timedelta(seconds=self.settings.lease_seconds)
         with self.sql.begin() as connection:
-            connection.execute(
+            renewed = connection.execute(
                 workers.update()
                 .where(workers.c.worker_id == self.worker_id)
                 .values(heartbeat_at=moment, lease_until=until)
-            )
+            ).rowcount
+        if not renewed:
+            log.warning("worker %s had no lease row; registering again", self.worker_id)
+            self.register()
 
     def start(self) -> None:
         self.register()
@@ -114,6 +124,7 @@ class Lease:
         if self._thread is not None:
             self._thread.join(5.0)
             self._thread = None
+        _held_here.discard(self.worker_id)
         if release:
             try:
                 with self.sql.begin() as connection:
@@ -248,6 +259,7 @@ def fail_orphans_at_start_up(reaper: Reaper, own_worker_id: str | None = None) -
         worker_id
         for worker_id, hostname, pid in rows
         if worker_id != own_worker_id
+        and worker_id not in _held_here
         and hostname == socket.gethostname()
         and not _process_alive(pid)
     ]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tasktrail.engine.handlers import SLEEP_KIND
-from tasktrail.engine.leases import Reaper
+from tasktrail.engine.leases import Reaper, live_workers, workers
 from tasktrail.engine.task import TaskStatus
 
 
@@ -30,3 +30,25 @@ def test_a_task_whose_worker_is_gone_fails_worker_lost_and_a_live_one_is_spared(
     assert "gone-worker" in ended.error["message"]
     process.runtime.follower.wait_for_head(timeout=10.0)
     assert reaper.reap_once() == []
+
+
+def test_a_second_runtime_in_the_same_process_keeps_the_first_ones_lease(
+    start_process: Callable[..., Any],
+) -> None:
+    # Its start-up fails the orphans of this host's dead processes; the first runtime's
+    # worker shares our pid but is alive, so its lease row must survive.
+    first = start_process(workers=1)
+    start_process(workers=1)
+    assert first.container.parts["workers"].worker_id in live_workers(first.container.sql)
+
+
+def test_a_lease_row_removed_behind_a_workers_back_is_registered_again(
+    start_process: Callable[..., Any],
+) -> None:
+    process = start_process(workers=1)
+    lease = process.container.parts["workers"].lease
+    with process.container.sql.begin() as connection:
+        connection.execute(workers.delete())
+    assert lease.worker_id not in live_workers(process.container.sql)
+    lease.renew()
+    assert lease.worker_id in live_workers(process.container.sql)
