@@ -6,8 +6,9 @@ where it lands in a ring of the newest events and in each client's bounded queue
 that touches the ring and the queues runs on the loop, so registering a client and taking
 the ring's backlog happen in one step: no event can fall between them.
 
-A client whose queue overflows is marked and closed once it has sent what it holds; it
-resumes by reconnecting from its last position.
+A client whose queue overflows is marked; once it has sent what it holds, its stream
+subscribes again from its last position and catches up from the ring or the log on the same
+connection. A client that stops reading altogether is closed by the send timeout.
 """
 
 from __future__ import annotations

@@ -71,23 +71,45 @@ async def stream_all(request: Request) -> Response:
 
 
 async def all_events(ctx: ApiContext, after: int | None) -> AsyncIterator[ServerSentEvent]:
+    deadline = time.monotonic() + ctx.settings.sse_max_connection_seconds
     subscription, backlog, watermark = ctx.hub.subscribe(ctx.hub.head if after is None else after)
     last = watermark if after is None else after
     try:
         yield ServerSentEvent(retry=ctx.settings.sse_retry_ms, comment="tasktrail")
-        if backlog is None:
-            async for chunk in database_backlog(ctx, last, watermark):
-                for event in chunk:
-                    yield sse(event)
-                    last = event.position
-        else:
-            for event in backlog:
+        while True:
+            async for event in backlog_events(ctx, backlog, last, watermark):
                 yield sse(event)
                 last = event.position
-        async for event in live_events(ctx, subscription, last):
-            yield sse(event)
+            async for event in live_events(ctx, subscription, last, deadline):
+                yield sse(event)
+                last = event.position
+            if not fell_behind(subscription, deadline):
+                return
+            # The client read slower than events came: catch up from the ring or the log
+            # on this same connection, then carry on live.
+            ctx.hub.unsubscribe(subscription)
+            subscription, backlog, watermark = ctx.hub.subscribe(last)
     finally:
         ctx.hub.unsubscribe(subscription)
+
+
+def fell_behind(subscription: Subscription, deadline: float) -> bool:
+    return subscription.overflowed and not subscription.closed and time.monotonic() < deadline
+
+
+async def backlog_events(
+    ctx: ApiContext, backlog: list[StreamEvent] | None, after: int, upto: int
+) -> AsyncIterator[StreamEvent]:
+    """The ring's events above ``after`` or, when the ring no longer reaches back that far
+    (``backlog`` is None), the log's events ``after < position <= upto``."""
+    if backlog is not None:
+        for event in backlog:
+            if event.position > after:
+                yield event
+        return
+    async for chunk in database_backlog(ctx, after, upto):
+        for event in chunk:
+            yield event
 
 
 async def database_backlog(ctx: ApiContext, after: int, upto: int) -> AsyncIterator[list[Any]]:
@@ -110,12 +132,12 @@ async def live_events(
     ctx: ApiContext,
     subscription: Subscription,
     last: int,
+    deadline: float,
     *,
     until: Callable[[StreamEvent], bool] = lambda _e: False,
 ) -> AsyncIterator[StreamEvent]:
     """Queued live events above ``last`` until ``until`` says stop, the queue overflows, the
-    server shuts down or the connection reaches its maximum lifetime."""
-    deadline = time.monotonic() + ctx.settings.sse_max_connection_seconds
+    server shuts down or the connection reaches its ``deadline`` (its maximum lifetime)."""
     while not subscription.closed:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -157,23 +179,34 @@ def is_finished_before(steps: Sequence[Step], after: int) -> bool:
 
 
 async def task_events(ctx: ApiContext, task_id: UUID, after: int) -> AsyncIterator[ServerSentEvent]:
+    deadline = time.monotonic() + ctx.settings.sse_max_connection_seconds
     subscription, _, _ = ctx.hub.subscribe(ctx.hub.head, str(task_id))
     last = after
     try:
         yield ServerSentEvent(retry=ctx.settings.sse_retry_ms, comment="tasktrail")
-        # Read after registering: whatever commits from here on is in the queue as well.
-        steps = await ctx.run_sync(history_with_states, ctx.container.service, task_id)
-        for step in steps:
-            if step.position is None or step.position <= last:
-                continue
-            yield ServerSentEvent(
-                data=step_payload(task_id, step), event=step.topic, id=str(step.position)
-            )
-            last = step.position
-            if step.topic in TERMINAL_TYPES:
+        while True:
+            # Read after registering: whatever commits from here on is in the queue as well.
+            steps = await ctx.run_sync(history_with_states, ctx.container.service, task_id)
+            for step in steps:
+                if step.position is None or step.position <= last:
+                    continue
+                yield ServerSentEvent(
+                    data=step_payload(task_id, step), event=step.topic, id=str(step.position)
+                )
+                last = step.position
+                if step.topic in TERMINAL_TYPES:
+                    return
+            ended = False
+            async for event in live_events(
+                ctx, subscription, last, deadline, until=lambda e: e.terminal
+            ):
+                yield sse(event)
+                last = event.position
+                ended = event.terminal
+            if ended or not fell_behind(subscription, deadline):
                 return
-        async for event in live_events(ctx, subscription, last, until=lambda e: e.terminal):
-            yield sse(event)
+            ctx.hub.unsubscribe(subscription)
+            subscription, _, _ = ctx.hub.subscribe(ctx.hub.head, str(task_id))
     finally:
         ctx.hub.unsubscribe(subscription)
 
