@@ -5,8 +5,10 @@ through ``context.progress(...)``; at each progress point (and at ``check_cancel
 context raises ``TaskCancelled`` when the task's cancellation was requested, or
 ``TaskTimedOut`` past the kind's timeout. The worker turns those into the terminal events.
 
-Timeouts are enforced at progress points: a Python thread cannot be killed, so a handler that
-never reports progress runs to its end (its late result is then recorded as a timeout).
+A kind's timeout: at the deadline the worker records ``Failed`` (reason ``timeout``) at once,
+whatever the handler is doing, and the handler is told to stop at its next progress point. A
+Python thread cannot be killed, so a handler blocked where it reports nothing runs on in its
+thread; its late result is discarded (the task has its one terminal event already).
 """
 
 from __future__ import annotations

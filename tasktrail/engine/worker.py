@@ -123,6 +123,12 @@ class _Run:
     deadline: float | None
     cancel_seen: bool = False
     checked_at: float = field(default=float("-inf"))
+    expired: bool = False
+
+    @property
+    def timeout_message(self) -> str:
+        timeout = self.registration.timeout_seconds
+        return f"{self.task.kind} ran past its timeout of {timeout:g} s"
 
 
 class WorkerPool:
@@ -153,6 +159,8 @@ class WorkerPool:
         self._cancels: set[UUID] = set()
         self._cancels_lock = threading.Lock()
         self._work: queues.Queue[UUID] = queues.Queue()
+        self._runs: dict[UUID, _Run] = {}
+        self._runs_lock = threading.Lock()
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._wake = threading.Event()
@@ -213,6 +221,7 @@ class WorkerPool:
     def _dispatch(self) -> None:
         failures = 0
         while not self._stopping.is_set():
+            self._expire_overdue()
             free = self.concurrency - self.busy
             claimed: Sequence[UUID] = ()
             if free > 0:
@@ -229,8 +238,48 @@ class WorkerPool:
                     self._busy += 1
                 self._work.put(task_id)
             if not claimed:
-                self._wake.wait(self.settings.poll_seconds)
+                self._wake.wait(self._idle_wait())
                 self._wake.clear()
+
+    def _idle_wait(self) -> float:
+        """Until the next poll, or sooner when a running task's deadline comes first."""
+        with self._runs_lock:
+            deadlines = [r.deadline for r in self._runs.values() if r.deadline and not r.expired]
+        until_deadline = min(deadlines, default=float("inf")) - time.monotonic()
+        return max(0.0, min(self.settings.poll_seconds, until_deadline + 0.001))
+
+    def _expire_overdue(self) -> None:
+        """Fail the tasks that ran past their kind's timeout, at once: their handlers may be
+        blocked where no progress point tells them to stop (a thread cannot be killed)."""
+        moment = time.monotonic()
+        with self._runs_lock:
+            overdue = [
+                r
+                for r in self._runs.values()
+                if r.deadline and r.deadline < moment and not r.expired
+            ]
+        for run in overdue:
+            run.expired = True
+            try:
+                if self.service.decide(run.task.id, self._timed_out_command(run)):
+                    log.warning("task %s failed: %s", run.task.id, run.timeout_message)
+            except Exception as error:
+                run.expired = False  # try again at the next turn
+                log.warning("could not fail overdue task %s: %s", run.task.id, error)
+
+    def _timed_out_command(self, run: _Run) -> Callable[[ExecutionTask], bool]:
+        """Fail the task if it is still this run (RUNNING here, in the same attempt)."""
+        attempt = run.task.attempt
+
+        def command(task: ExecutionTask) -> bool:
+            if task.status is not TaskStatus.RUNNING or task.worker_id != self.worker_id:
+                return False
+            if task.attempt != attempt:
+                return False
+            task.fail("TaskTimedOut", run.timeout_message, reason="timeout")
+            return True
+
+        return command
 
     def _serve(self) -> None:
         while not self._stopping.is_set():
@@ -272,7 +321,13 @@ class WorkerPool:
             cancel_requested=lambda: self._cancel_requested(run),
             deadline=run.deadline,
         )
-        self._finish(run, self._outcome(run, context))
+        with self._runs_lock:
+            self._runs[task.id] = run
+        try:
+            self._finish(run, self._outcome(run, context))
+        finally:
+            with self._runs_lock:
+                self._runs.pop(task.id, None)
 
     def _start(self, task_id: UUID) -> ExecutionTask | None:
         for _ in range(MAX_START_ATTEMPTS):
@@ -304,15 +359,15 @@ class WorkerPool:
                 run.registration.validate(params)
             result = run.registration.handler(params, context)
             if context.timed_out:
-                raise TaskTimedOut(f"task {run.task.id} ran past its timeout")
+                raise TaskTimedOut(run.timeout_message)
             if not isinstance(result, dict):
                 raise TypeError(f"handler returned {type(result).__name__}, not a dict")
         except TaskCancelled:
             return lambda task: task.cancel(cancelled_by=self.worker_id, reason="cancel requested")
         except TaskLost:
             return None
-        except TaskTimedOut as error:
-            message = str(error)
+        except TaskTimedOut:
+            message = run.timeout_message
             return lambda task: task.fail("TaskTimedOut", message, reason="timeout")
         except Exception as error:
             log.exception("task %s (%s) failed", run.task.id, run.task.kind)
