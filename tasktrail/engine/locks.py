@@ -80,7 +80,9 @@ class AdvisoryLock:
 
     def _try(self) -> bool:
         try:
-            connection = self.sql.connect()
+            # Autocommit: the session holds the lock, never an open transaction (one left
+            # idle in transaction for hours would hold back VACUUM on the whole database).
+            connection = self.sql.connect().execution_options(isolation_level="AUTOCOMMIT")
         except sa.exc.SQLAlchemyError as error:
             log.warning("cannot try the %s lock: %s", self.role, error)
             return False
@@ -93,7 +95,6 @@ class AdvisoryLock:
                     sa.text("SELECT set_config('application_name', :name, false)"),
                     {"name": holder_name(self.role)},
                 )
-            connection.commit()
         except sa.exc.SQLAlchemyError as error:
             log.warning("cannot try the %s lock: %s", self.role, error)
             _discard(connection)

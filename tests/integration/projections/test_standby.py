@@ -40,6 +40,15 @@ def other_sql(settings: Settings) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+def session_state(sql: sa.Engine, backend_pid: int) -> str:
+    with sql.connect() as connection:
+        return str(
+            connection.execute(
+                sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": backend_pid}
+            ).scalar()
+        )
+
+
 def view_position(sql: sa.Engine) -> int:
     with sql.connect() as connection:
         return positions.read(connection, ["task_view"]).get("task_view", 0)
@@ -59,6 +68,9 @@ def test_only_the_lock_holder_applies_and_a_standby_takes_over_when_it_lets_go(
     holding = holder(sql, PROJECTOR_LOCK_KEY)
     assert holding is not None
     assert holding.application_name.startswith("tasktrail projector")
+
+    assert first.active  # a second check of a held lock
+    assert session_state(sql, holding.backend_pid) == "idle", "the lock keeps a transaction open"
 
     write_random_tasks(store, 3, seed=4)
     more = read_log(store, after=batch[-1].position, limit=1000)
