@@ -247,7 +247,8 @@ def test_a_post_that_reached_a_dying_node_is_not_retried_on_another(
     url, dying = half_dead_site
     with httpx.Client(timeout=20.0) as client:
         before = task_count(site.node_url, client)
-        answers = [client.post(f"{url}/api/tasks", json=SUBMISSION).status_code for _ in range(6)]
+        responses = [client.post(f"{url}/api/tasks", json=SUBMISSION) for _ in range(6)]
+        answers = [r.status_code for r in responses]
         reads = [client.get(f"{url}/api/tasks").status_code for _ in range(6)]
         after = task_count(site.node_url, client)
     posts_swallowed = [r for r in dying.requests if r.startswith("POST")]
@@ -255,6 +256,9 @@ def test_a_post_that_reached_a_dying_node_is_not_retried_on_another(
     print(f"POST answers {answers}; GET answers {reads}; dying node saw {dying.requests}")
     assert answers.count(502) >= 1, "the dying node got no submission: test proves nothing"
     assert set(answers) <= {202, 502}
+    for gateway_error in (r for r in responses if r.status_code == 502):
+        assert gateway_error.headers["content-type"] == "application/problem+json"
+        assert "Idempotency-Key" in gateway_error.json()["detail"]
     assert len(posts_swallowed) == answers.count(502)
     assert after - before == answers.count(202), "a swallowed POST was replayed elsewhere"
     assert gets_swallowed, "no GET reached the dying node: fail-over untested"
