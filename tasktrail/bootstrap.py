@@ -62,7 +62,7 @@ def build(settings: Settings, *, upgrade: bool = True) -> Container:
     ``upgrade=False`` and write nothing.
     """
     if upgrade:
-        schema.upgrade(settings)
+        schema.upgrade_when_reachable(settings)
     store = TaskStore(settings)
     sql = create_sql_engine(settings)
     registry = build_registry(settings)

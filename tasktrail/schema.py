@@ -6,6 +6,8 @@ On PostgreSQL an advisory lock makes processes that start together upgrade one a
 
 from __future__ import annotations
 
+import logging
+import time
 from importlib import resources
 
 import sqlalchemy as sa
@@ -19,6 +21,10 @@ from tasktrail.engine.store import TaskStore
 from tasktrail.settings import Settings
 
 UPGRADE_LOCK_KEY = 0x7461736B  # "task"
+# A process started before its database (a host booting, a compose file) waits this long.
+STARTUP_WAIT_SECONDS = 60.0
+
+log = logging.getLogger(__name__)
 
 
 def alembic_config() -> Config:
@@ -52,6 +58,22 @@ def upgrade(settings: Settings) -> str:
                     connection.commit()
     finally:
         engine.dispose()
+
+
+def upgrade_when_reachable(settings: Settings, wait_seconds: float = STARTUP_WAIT_SECONDS) -> str:
+    """``upgrade``, retried with back-off while PostgreSQL cannot be reached (up to
+    ``wait_seconds``); any other error, or a database still away after that, is raised."""
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.25
+    while True:
+        try:
+            return upgrade(settings)
+        except sa.exc.OperationalError as error:
+            if not settings.is_postgres or time.monotonic() + delay > deadline:
+                raise
+            log.warning("database not reachable (%s); retrying in %.1fs", error.orig, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def current_revision(connection: sa.Connection) -> str | None:
