@@ -1,14 +1,16 @@
-"""The group-commit writer: saves the pending events of many aggregates in one transaction.
+"""The group-commit writer: records the new events of many tasks in one transaction.
 
 One ``save()`` through eventsourcing's recorder costs several round trips and, on PostgreSQL,
 an exclusive table lock held until commit, so one transaction per event caps the engine at a
-few hundred events per second. Workers hand their aggregates to this writer and wait; a
-single thread takes everything waiting and records it with one ``store.save(*aggregates)``.
-When that transaction fails on a conflict (IntegrityError: another process appended to one of
-the tasks), the batch is saved one by one, so only the aggregate that conflicts sees the error.
+few hundred events per second. Workers hand the events they collected from their aggregates
+(``aggregate.collect_events()``) to this writer and wait; a single thread takes everything
+waiting and records it with one ``store.save(*events)`` (eventsourcing's public API takes
+domain events as well as aggregates). When that transaction fails on a conflict
+(IntegrityError: another process appended to one of the tasks), the batch is recorded one
+caller at a time, so only the caller whose task conflicts sees the error.
 
-eventsourcing's ``save`` takes the aggregates' pending events even when the transaction fails;
-the writer keeps a copy and puts them back, so a failed batch can be retried one by one.
+The events stay the caller's: after an error nothing was recorded, and the caller may pass
+the same events again (or reload its aggregate and decide again after a conflict).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,30 +29,18 @@ from tasktrail.engine.store import TaskStore
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 256
+MAX_BATCH = 512
 SAVE_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass
 class _Pending:
-    aggregate: Any
-    events: list[Any]
+    events: Sequence[Any]
     done: Future[None] = field(default_factory=Future)
 
 
-def _pending_events(aggregate: Any) -> list[Any]:
-    return list(getattr(aggregate, "_pending_events", []))
-
-
-def _restore(item: _Pending) -> None:
-    """Put back the events a failed save collected (see the module docstring)."""
-    aggregate_events = getattr(item.aggregate, "_pending_events", None)
-    if aggregate_events is not None and not aggregate_events:
-        aggregate_events.extend(item.events)
-
-
 class GroupCommitWriter:
-    """Saves aggregates for many threads, batching whatever is waiting into one transaction."""
+    """Records events for many threads, batching whatever is waiting into one transaction."""
 
     def __init__(self, store: TaskStore, *, max_batch: int = MAX_BATCH) -> None:
         self.store = store
@@ -74,16 +65,19 @@ class GroupCommitWriter:
             thread.join(timeout)
 
     def save(self, aggregate: Any, timeout: float = SAVE_TIMEOUT_SECONDS) -> None:
-        """Record ``aggregate``'s pending events; raises what its save raised.
+        """Record ``aggregate``'s pending events (they are gone from it, even on an error)."""
+        self.record(aggregate.collect_events(), timeout)
 
-        On an error the pending events are back on the aggregate, so the caller may retry.
-        Without a running writer thread the aggregate is saved directly.
+    def record(self, events: Sequence[Any], timeout: float = SAVE_TIMEOUT_SECONDS) -> None:
+        """Record ``events`` (domain events, in order); raises what recording them raised.
+
+        Without a running writer thread they are recorded directly.
         """
-        item = _Pending(aggregate, _pending_events(aggregate))
-        if not item.events:
+        if not events:
             return
+        item = _Pending(list(events))
         if self._thread is None:
-            self._save_alone(item)
+            self._record_alone(item)
         else:
             self._queue.put(item)
         item.done.result(timeout)
@@ -94,7 +88,8 @@ class GroupCommitWriter:
             if first is None:
                 return
             batch = [first]
-            while len(batch) < self.max_batch:
+            size = len(first.events)
+            while size < self.max_batch:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
@@ -103,34 +98,32 @@ class GroupCommitWriter:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(more)
-            self._save_batch(batch)
+                size += len(more.events)
+            self._record_batch(batch)
 
-    def _save_batch(self, batch: list[_Pending]) -> None:
+    def _record_batch(self, batch: list[_Pending]) -> None:
         if len(batch) == 1:
-            self._save_alone(batch[0])
+            self._record_alone(batch[0])
             return
         try:
-            self.store.save(*(item.aggregate for item in batch))
+            self.store.save(*(event for item in batch for event in item.events))
         except IntegrityError:
             # Someone else wrote to one of these tasks: find which, alone.
             for item in batch:
-                _restore(item)
-                self._save_alone(item)
+                self._record_alone(item)
             return
         except Exception as error:
             for item in batch:
-                _restore(item)
                 item.done.set_exception(error)
             return
         self._count(len(batch))
         for item in batch:
             item.done.set_result(None)
 
-    def _save_alone(self, item: _Pending) -> None:
+    def _record_alone(self, item: _Pending) -> None:
         try:
-            self.store.save(item.aggregate)
+            self.store.save(*item.events)
         except Exception as error:
-            _restore(item)
             item.done.set_exception(error)
             return
         self._count(1)

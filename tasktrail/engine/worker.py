@@ -1,12 +1,16 @@
 """The worker pool: claims waiting tasks, records Started, runs handlers, records the outcome.
 
-One dispatcher thread claims as many tasks as there are idle worker threads (waking on the
-follower's hint that something was queued, polling otherwise); each worker thread starts its
-task (appending Started with optimistic concurrency decides who runs it, so a double claim is
-harmless), runs the handler with a TaskContext, and records Completed, Failed or Cancelled.
-Every event goes through the group-commit writer, so the events of many tasks share one
-transaction. A terminal event is retried with a bounded back-off while the database is
-unreachable, so a blip never loses a result.
+One dispatcher thread claims tasks in batches, enough for every worker thread and as many
+again in hand (waking on the follower's hint that something was queued, polling otherwise);
+each worker thread starts its task (appending Started with optimistic concurrency decides who
+runs it, so a double claim is harmless), runs the handler with a TaskContext, and records
+Completed, Failed or Cancelled. Every event goes through the group-commit writer, so the
+events of many tasks share one transaction. A terminal event is retried with a bounded
+back-off while the database is unreachable, so a blip never loses a result. Tasks in hand
+that were not started are given back when the pool stops.
+
+A kind's timeout is watched by the dispatcher: at the deadline it records Failed (reason
+``timeout``) whatever the handler is doing; the handler stops at its next progress point.
 
 Cancellation reaches a running handler two ways: the follower feeds cancel requests to
 ``note_cancel_requested`` (``WorkerSignals``), and, as a fallback, the context looks for a
@@ -122,8 +126,16 @@ class _Run:
     coalescer: ProgressCoalescer
     deadline: float | None
     cancel_seen: bool = False
-    checked_at: float = field(default=float("-inf"))
+    # The task was loaded without a cancel request when it started: no need to look at once.
+    checked_at: float = field(default_factory=time.monotonic)
     expired: bool = False
+    # Events collected from the task but not recorded yet (a save that failed for a while).
+    unsaved: list[Any] = field(default_factory=list)
+
+    def collect(self) -> list[Any]:
+        """The events to record next: those held back, then the task's new ones."""
+        self.unsaved.extend(self.task.collect_events())
+        return self.unsaved
 
     @property
     def timeout_message(self) -> str:
@@ -198,9 +210,21 @@ class WorkerPool:
             thread.join(max(0.0, deadline - time.monotonic()))
         still_running = any(thread.is_alive() for thread in self._threads)
         self._threads = []
+        self._release_claims_in_hand()
         self.writer.stop()
         if self.lease is not None:
             self.lease.stop(release=not still_running)
+
+    def _release_claims_in_hand(self) -> None:
+        """Give back the tasks claimed but not started, so another worker takes them now."""
+        while True:
+            try:
+                task_id = self._work.get_nowait()
+            except queues.Empty:
+                return
+            self._release(task_id)
+            with self._busy_lock:
+                self._busy -= 1
 
     def wake(self) -> None:
         """Something was queued: claim now instead of at the next poll."""
@@ -222,7 +246,7 @@ class WorkerPool:
         failures = 0
         while not self._stopping.is_set():
             self._expire_overdue()
-            free = self.concurrency - self.busy
+            free = self._claimable()
             claimed: Sequence[UUID] = ()
             if free > 0:
                 try:
@@ -240,6 +264,14 @@ class WorkerPool:
             if not claimed:
                 self._wake.wait(self._idle_wait())
                 self._wake.clear()
+
+    def _claimable(self) -> int:
+        """How many tasks to claim now: enough to keep every thread busy and as many again
+        waiting in hand (so a thread that ends takes its next task without a round trip),
+        claimed in batches once half the tasks in hand are gone."""
+        if self._work.qsize() > self.concurrency // 2:
+            return 0
+        return max(0, 2 * self.concurrency - self.busy)
 
     def _idle_wait(self) -> float:
         """Until the next poll, or sooner when a running task's deadline comes first."""
@@ -339,7 +371,7 @@ class WorkerPool:
                 return None
             task.start(self.worker_id)
             try:
-                self.writer.save(task)
+                self.writer.record(task.collect_events())
             except IntegrityError:
                 continue  # someone else changed it first: look again
             return task
@@ -405,17 +437,19 @@ class WorkerPool:
                 progress.current, progress.total, progress.phase, progress.message
             )
             try:
-                self.writer.save(run.task)
+                self.writer.record(run.collect())
+                run.unsaved.clear()
                 return
             except IntegrityError:
                 self._reload(run)
             except Exception as error:
-                # The event stays pending on the aggregate and goes with the next save.
+                # The event is held on the run and goes with the next save.
                 log.warning("progress of %s not recorded yet: %s", run.task.id, error)
                 return
 
     def _reload(self, run: _Run) -> None:
         """Another writer appended to the task: take its events, stop if it must stop."""
+        run.unsaved.clear()
         run.task = self.service.get_task(run.task.id)
         if run.task.status is not TaskStatus.RUNNING:
             raise TaskLost(f"task {run.task.id} is {run.task.status.value}")
@@ -443,7 +477,8 @@ class WorkerPool:
         failures = 0
         while True:
             try:
-                self.writer.save(run.task)
+                self.writer.record(run.collect())
+                run.unsaved.clear()
                 return
             except IntegrityError:
                 if not self._redecide(run, outcome):
@@ -459,6 +494,7 @@ class WorkerPool:
     def _redecide(self, run: _Run, outcome: Callable[[ExecutionTask], None]) -> bool:
         """Reload after a conflict and apply ``outcome`` again; False if already ended."""
         failures = 0
+        run.unsaved.clear()
         while True:
             try:
                 run.task = self.service.get_task(run.task.id)
