@@ -1,12 +1,23 @@
-"""Worker throughput: no-op tasks/s through the whole engine, and submit -> Started latency.
+"""Worker throughput and latency through the whole engine, beside the raw commit rate.
 
-    .venv/bin/python benchmarks/worker_throughput.py --tasks 300 --concurrency 1 8 --backend both
+    .venv/bin/python benchmarks/worker_throughput.py --tasks 1000 --concurrency 1 8 32 \
+        --repeat 3 --backend both
 
-Each run: a fresh database, one process with the follower, the projector and a worker pool of
-``--concurrency`` threads; ``--tasks`` `tasktrail.sleep` tasks of 0 s are submitted at once and
-timed until the last one is COMPLETED. Then single tasks are submitted one at a time to time
-submit -> Started and cancel -> Cancelled. Prints the figures; saves JSON under
-benchmarks/results/.
+Per backend, each figure on a fresh database and a median of ``--repeat`` runs:
+
+- ``raw_commits_per_s``: single-row INSERT + COMMIT into a scratch table (the physical limit
+  for one event per transaction; see append_rate.py);
+- ``noop``: ``--tasks`` `tasktrail.sleep` tasks of 0 s submitted by ``--clients`` threads,
+  timed from the first submission until the last ``task.completed`` reached the process's
+  outbox follower (submit -> Started -> Completed), for each ``--concurrency`` (worker
+  threads);
+- ``progress``: the same with tasks that report progress 20 times (at the default coalescing
+  interval), giving tasks/s and progress events recorded/s;
+- ``latency``: one task every 1/``--rate`` s for ``--seconds`` s: submit -> ``task.started``
+  seen by the follower, p50/p99; and cancel -> Cancelled of running tasks.
+
+Everything runs in one process (the embedded layout: follower, projector, worker pool and the
+clients). Prints one JSON line per figure; saves them under benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -14,70 +25,148 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
+from append_rate import raw_rate
 from rebuild_rate import database
 
-from tasktrail import bootstrap
+from tasktrail import bootstrap, schema
 from tasktrail.engine.handlers import SLEEP_KIND
-from tasktrail.engine.task import TaskStatus
+from tasktrail.engine.log import LogEvent
 from tasktrail.settings import Settings
 
 RESULTS = Path(__file__).with_name("results")
+PROGRESS_STEPS = 20
+WAIT_SECONDS = 300.0
 
 
-def wait_status(container: bootstrap.Container, task_id: Any, done: set[TaskStatus]) -> float:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if container.service.get_task(task_id).status in done:
-            return time.perf_counter()
-        time.sleep(0.002)
-    raise TimeoutError(f"task {task_id} did not reach {done}")
+class Arrivals:
+    """A follower consumer that notes when each task's events reach this process."""
+
+    name = "benchmark-arrivals"
+
+    def __init__(self, head: Callable[[], int]) -> None:
+        self._head = head
+        self.seen: dict[str, dict[UUID, float]] = {}
+        self.counts: dict[str, int] = {}
+        self._changed = threading.Condition()
+
+    def position(self) -> int:
+        return self._head()
+
+    def handle(self, batch: Sequence[LogEvent]) -> None:
+        moment = time.perf_counter()
+        with self._changed:
+            for event in batch:
+                self.seen.setdefault(event.topic, {}).setdefault(event.originator_id, moment)
+                self.counts[event.topic] = self.counts.get(event.topic, 0) + 1
+            self._changed.notify_all()
+
+    def count(self, topic: str) -> int:
+        return self.counts.get(topic, 0)
+
+    def wait(self, topic: str, ids: Sequence[UUID]) -> float:
+        """When the last of ``ids`` had a ``topic`` event."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        with self._changed:
+            while True:
+                seen = self.seen.get(topic, {})
+                if all(task_id in seen for task_id in ids):
+                    return max(seen[task_id] for task_id in ids)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{topic} of {len(ids)} tasks not seen in time")
+                self._changed.wait(0.05)
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+class Engine:
+    """One process on a fresh database: the runtime with ``concurrency`` worker threads."""
+
+    def __init__(self, url: str, concurrency: int) -> None:
+        settings = Settings(database_url=url, poll_seconds=0.05, seed_examples=False)
+        self.container = bootstrap.build(settings)
+        self.runtime = bootstrap.build_runtime(self.container, workers=concurrency)
+        self.arrivals = Arrivals(self.container.store.head)
+        self.runtime.follower.add_consumer(self.arrivals)
+
+    def __enter__(self) -> Engine:
+        self.runtime.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.runtime.stop()
+        self.container.close()
+
+    def submit(self, parameters: dict[str, Any]) -> UUID:
+        return self.container.service.start_execution(SLEEP_KIND, parameters).id
 
 
-def measure(url: str, tasks: int, concurrency: int, samples: int) -> dict[str, Any]:
-    settings = Settings(database_url=url, poll_seconds=0.05, seed_examples=False)
-    container = bootstrap.build(settings)
-    runtime = bootstrap.build_runtime(container, workers=concurrency)
-    runtime.start()
-    try:
+def submit_from_clients(
+    engine: Engine, tasks: int, clients: int, params: dict[str, Any]
+) -> list[UUID]:
+    ids: list[UUID] = []
+    lock = threading.Lock()
+
+    def client(share: int) -> None:
+        mine = [engine.submit(params) for _ in range(share)]
+        with lock:
+            ids.extend(mine)
+
+    shares = [tasks // clients + (1 if n < tasks % clients else 0) for n in range(clients)]
+    threads = [threading.Thread(target=client, args=(share,)) for share in shares]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return ids
+
+
+def lifecycle(url: str, tasks: int, concurrency: int, clients: int, steps: int) -> dict[str, float]:
+    """Tasks/s from the first submission to the last completion seen."""
+    params = {"seconds": 0, "steps": steps}
+    with Engine(url, concurrency) as engine:
         started = time.perf_counter()
-        ids = [
-            container.service.start_execution(SLEEP_KIND, {"seconds": 0}).id for _ in range(tasks)
-        ]
+        ids = submit_from_clients(engine, tasks, clients, params)
         submitted = time.perf_counter()
-        for task_id in ids:
-            wait_status(container, task_id, {TaskStatus.COMPLETED})
-        finished = time.perf_counter()
-        to_start = []
-        for _ in range(samples):
-            t0 = time.perf_counter()
-            task = container.service.start_execution(SLEEP_KIND, {"seconds": 0})
-            to_start.append(
-                wait_status(container, task.id, {TaskStatus.RUNNING, TaskStatus.COMPLETED}) - t0
-            )
-        to_cancel = []
-        for _ in range(max(3, samples // 5)):
-            task = container.service.start_execution(SLEEP_KIND, {"seconds": 30, "steps": 300})
-            wait_status(container, task.id, {TaskStatus.RUNNING})
-            t0 = time.perf_counter()
-            container.service.cancel_task(task.id)
-            to_cancel.append(wait_status(container, task.id, {TaskStatus.CANCELLED}) - t0)
-    finally:
-        runtime.stop()
-        container.close()
+        finished = engine.arrivals.wait("task.completed", ids)
+        progress_events = engine.arrivals.count("task.progress_updated")
+    seconds = finished - started
     return {
-        "tasks": tasks,
-        "concurrency": concurrency,
-        "submit_per_s": round(tasks / (submitted - started), 1),
-        "tasks_per_s": round(tasks / (finished - started), 1),
+        "submit_per_s": tasks / (submitted - started),
+        "tasks_per_s": tasks / seconds,
+        "progress_events_per_s": progress_events / seconds,
+        "progress_events_per_task": progress_events / tasks,
+    }
+
+
+def latency(url: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Submit -> Started at a steady ``rate``, and cancel -> Cancelled of running tasks."""
+    with Engine(url, 8) as engine:
+        submitted: dict[UUID, float] = {}
+        interval = 1.0 / rate
+        next_at = time.perf_counter()
+        for _ in range(int(rate * seconds)):
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+            moment = time.perf_counter()
+            submitted[engine.submit({"seconds": 0})] = moment
+            next_at += interval
+        engine.arrivals.wait("task.started", list(submitted))
+        seen = engine.arrivals.seen["task.started"]
+        to_start = [seen[task_id] - moment for task_id, moment in submitted.items()]
+        to_cancel = []
+        for _ in range(5):
+            task_id = engine.submit({"seconds": 30, "steps": 300})
+            engine.arrivals.wait("task.started", [task_id])
+            moment = time.perf_counter()
+            engine.container.service.cancel_task(task_id)
+            to_cancel.append(engine.arrivals.wait("task.cancelled", [task_id]) - moment)
+    return {
+        "rate_per_s": rate,
+        "samples": len(to_start),
         "submit_to_started_ms": {
             "p50": round(1000 * statistics.median(to_start), 1),
             "p99": round(1000 * percentile(to_start, 0.99), 1),
@@ -89,26 +178,72 @@ def measure(url: str, tasks: int, concurrency: int, samples: int) -> dict[str, A
     }
 
 
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: round(statistics.median(run[key] for run in runs), 1) for key in runs[0]}
+
+
+def fresh(backend: str, measure: Callable[[str], Any]) -> Any:
+    with database(backend) as url:
+        return measure(url)
+
+
+def raw(url: str, events: int) -> float:
+    settings = Settings(database_url=url)
+    schema.upgrade(settings)
+    return raw_rate(settings, events)
+
+
+def measure_backend(backend: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    figures: list[dict[str, Any]] = []
+
+    def emit(kind: str, **values: Any) -> None:
+        figures.append({"backend": backend, "figure": kind, **values})
+        print(json.dumps(figures[-1]), flush=True)
+
+    repeat = range(args.repeat)
+    raw_runs = [fresh(backend, lambda url: raw(url, 2000)) for _ in repeat]
+    emit("raw_commits", raw_commits_per_s=round(statistics.median(raw_runs), 1))
+    for concurrency in args.concurrency:
+        runs = [
+            fresh(
+                backend, lambda url, c=concurrency: lifecycle(url, args.tasks, c, args.clients, 0)
+            )
+            for _ in repeat
+        ]
+        noop = medians(runs)
+        del noop["progress_events_per_s"], noop["progress_events_per_task"]
+        emit("noop", tasks=args.tasks, concurrency=concurrency, clients=args.clients, **noop)
+    runs = [
+        fresh(backend, lambda url: lifecycle(url, args.tasks, 8, args.clients, PROGRESS_STEPS))
+        for _ in repeat
+    ]
+    emit("progress", tasks=args.tasks, concurrency=8, clients=args.clients, **medians(runs))
+    emit("latency", **fresh(backend, lambda url: latency(url, args.rate, args.seconds)))
+    return figures
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tasks", type=int, default=300)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--samples", type=int, default=30)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--clients", type=int, default=8, help="submitting threads")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=20.0, help="tasks/s for the latency run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--output", default=str(RESULTS / "worker_throughput.json"))
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    results = []
-    for backend in backends:
-        for concurrency in args.concurrency:
-            with database(backend) as url:
-                figures = {
-                    "backend": backend,
-                    **measure(url, args.tasks, concurrency, args.samples),
-                }
-            print(json.dumps(figures))
-            results.append(figures)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "worker_throughput.json").write_text(json.dumps(results, indent=2))
+    results = [figure for backend in backends for figure in measure_backend(backend, args)]
+    Path(args.output).parent.mkdir(exist_ok=True)
+    Path(args.output).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
