@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 # Keys are fixed per role; each is an ASCII tag so they read in pg_locks.objid.
 PROJECTOR_LOCK_KEY = 0x7072_6F6A  # "proj"
 REAPER_LOCK_KEY = 0x7265_6170  # "reap"
+# How often ``held()`` really asks the server: a standby tries the lock, and a holder checks
+# its connection, at most once per this many seconds (callers ask at every batch).
+CHECK_SECONDS = 1.0
 
 
 def holder_name(role: str) -> str:
@@ -54,21 +58,30 @@ class Holder:
 class AdvisoryLock:
     """A session advisory lock taken with ``pg_try_advisory_lock`` on a dedicated connection."""
 
-    def __init__(self, sql: sa.Engine, key: int, role: str) -> None:
+    def __init__(
+        self, sql: sa.Engine, key: int, role: str, *, check_seconds: float = CHECK_SECONDS
+    ) -> None:
         self.sql = sql
         self.key = key
         self.role = role
+        self.check_seconds = check_seconds
         self._connection: sa.Connection | None = None
+        self._checked_at = -float("inf")
         self.always_held = sql.dialect.name != "postgresql"
 
     def held(self) -> bool:
         """True when this process holds the lock; tries to take it when it does not.
 
-        Never raises for a lost connection: the lock is then not held (and is tried again at
-        the next call).
+        The answer is the last one for ``check_seconds`` after each real check, so a caller
+        may ask at every batch. Never raises for a lost connection: the lock is then not held
+        (and is tried again at the next check).
         """
         if self.always_held:
             return True
+        now = time.monotonic()
+        if now - self._checked_at < self.check_seconds:
+            return self._connection is not None
+        self._checked_at = now
         if self._connection is not None:
             try:
                 self._connection.execute(sa.text("SELECT 1"))
@@ -110,6 +123,7 @@ class AdvisoryLock:
         """Give the lock up (a clean stop): the connection is closed, not returned to the pool,
         so no pooled session keeps it."""
         self._drop()
+        self._checked_at = -float("inf")
 
     def _drop(self) -> None:
         if self._connection is not None:

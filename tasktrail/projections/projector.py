@@ -7,11 +7,13 @@ applied is skipped, so several projectors (processes, or a rebuild catching up b
 live one) can never apply an event twice.
 
 On PostgreSQL every process runs a projector but only one is active: the one holding the
-advisory lock ``PROJECTOR_LOCK_KEY`` (tasktrail/engine/locks.py). The others stand by: for each
-batch they only read the stored positions (which the active one moves) and try the lock, and
-the follower's idle ``tick`` makes them try it at every poll, so when the active process dies
-one of them is active within about a second. The lock saves the standbys' work; the position
-rows keep exactly-once without it.
+advisory lock ``PROJECTOR_LOCK_KEY`` (tasktrail/engine/locks.py). The others stand by: they
+keep pace with the log without touching the database (they answer each batch's last
+position, so they never hold their follower back) and try the lock about once a second, at a
+batch or at the follower's idle ``tick``. The one that takes over finds the stored positions
+below the batch it was handed, applies nothing, and answers the stored position, so its
+follower reads again from there: nothing the dead process left unapplied is skipped. The
+lock saves the standbys' work; the position rows keep exactly-once without it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from tasktrail.engine.locks import PROJECTOR_LOCK_KEY, AdvisoryLock
+from tasktrail.engine.locks import CHECK_SECONDS, PROJECTOR_LOCK_KEY, AdvisoryLock
 from tasktrail.engine.log import LogEvent, read_log
 from tasktrail.engine.store import TaskStore
 from tasktrail.projections import positions
@@ -85,13 +87,22 @@ class Projector:
     name = "projections"
 
     def __init__(
-        self, sql: sa.Engine, projections: Sequence[Projection], *, standby: bool = True
+        self,
+        sql: sa.Engine,
+        projections: Sequence[Projection],
+        *,
+        standby: bool = True,
+        lock_check_seconds: float = CHECK_SECONDS,
     ) -> None:
         """With ``standby`` (the default), apply only while holding the projector lock."""
         self.sql = sql
         self.projections = list(projections)
         self.targets = [Target.serving(p) for p in self.projections]
-        self.lock = AdvisoryLock(sql, PROJECTOR_LOCK_KEY, "projector") if standby else None
+        self.lock = (
+            AdvisoryLock(sql, PROJECTOR_LOCK_KEY, "projector", check_seconds=lock_check_seconds)
+            if standby
+            else None
+        )
         self._position: int | None = None
 
     @property
@@ -125,11 +136,12 @@ class Projector:
     def handle(self, batch: Sequence[LogEvent]) -> int:
         """Apply one batch in one transaction; returns the position to continue after.
 
-        A standby applies nothing and answers the stored position: the follower then hands
-        it the events after that (if any) at the next wake-up, when it tries the lock again.
+        A standby applies nothing and answers the batch's last position (see the module's
+        docstring for how it catches up when it takes over).
         """
         if not self.active:
-            return self._stored_position()
+            self._position = batch[-1].position
+            return self._position
         return self._apply(batch)
 
     def _apply(self, batch: Sequence[LogEvent]) -> int:
@@ -137,12 +149,6 @@ class Projector:
         with self.sql.begin() as connection:
             current = apply_batch(connection, self.targets, batch, floor)
         self._position = min(current.values(), default=batch[-1].position)
-        return self._position
-
-    def _stored_position(self) -> int:
-        with self.sql.connect() as connection:
-            stored = positions.read(connection, [t.position_name for t in self.targets])
-        self._position = min((stored.get(t.position_name, 0) for t in self.targets), default=0)
         return self._position
 
     def catch_up(self, store: TaskStore, *, batch_size: int = DEFAULT_BATCH_SIZE) -> int:

@@ -57,8 +57,8 @@ def view_position(sql: sa.Engine) -> int:
 def test_only_the_lock_holder_applies_and_a_standby_takes_over_when_it_lets_go(
     store: TaskStore, sql: sa.Engine, other_sql: sa.Engine
 ) -> None:
-    first = Projector(sql, projections())
-    second = Projector(other_sql, projections())
+    first = Projector(sql, projections(), lock_check_seconds=0)
+    second = Projector(other_sql, projections(), lock_check_seconds=0)
     write_random_tasks(store, 5, seed=3)
     batch = read_log(store, after=0, limit=1000)
 
@@ -68,23 +68,49 @@ def test_only_the_lock_holder_applies_and_a_standby_takes_over_when_it_lets_go(
     holding = holder(sql, PROJECTOR_LOCK_KEY)
     assert holding is not None
     assert holding.application_name.startswith("tasktrail projector")
-
     assert first.active  # a second check of a held lock
     assert session_state(sql, holding.backend_pid) == "idle", "the lock keeps a transaction open"
 
     write_random_tasks(store, 3, seed=4)
     more = read_log(store, after=batch[-1].position, limit=1000)
-    # The standby applies nothing: it reports the stored position, which has not moved.
-    assert second.handle(more) == batch[-1].position
+    # The standby applies nothing but keeps pace with the log (its follower is not held back).
+    assert second.handle(batch) == batch[-1].position
+    assert second.handle(more) == more[-1].position
     assert view_position(sql) == batch[-1].position
 
     first.release()
-    assert second.handle(more) == more[-1].position
+    # Taking over, it finds the view behind what it was handed: it answers the stored
+    # position, so its follower hands it those events again, and it applies them.
+    assert second.handle(more[len(more) // 2 :]) == batch[-1].position
     assert second.active
     assert not first.active
+    assert view_position(sql) == batch[-1].position
+    assert second.handle(more) == more[-1].position
     assert view_position(sql) == more[-1].position
     second.release()
     assert holder(sql, PROJECTOR_LOCK_KEY) is None
+
+
+def test_a_standby_asks_the_server_about_the_lock_once_a_second_not_at_every_batch(
+    store: TaskStore, sql: sa.Engine, other_sql: sa.Engine
+) -> None:
+    active = Projector(sql, projections())
+    standby = Projector(other_sql, projections())
+    write_random_tasks(store, 20, seed=5)
+    events = read_log(store, after=0, limit=10_000)
+    assert active.handle(events[:1]) == events[0].position
+    statements: list[str] = []
+    sa.event.listen(other_sql, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    started = time.monotonic()
+    for event in events:
+        standby.handle([event])
+    elapsed = time.monotonic() - started
+    tries = [s for s in statements if "pg_try_advisory_lock" in s]
+    assert len(events) >= 20
+    assert len(tries) <= 1 + elapsed, (len(tries), elapsed)
+    assert [s for s in statements if "pg_try_advisory_lock" not in s] == []
+    active.release()
+    standby.release()
 
 
 def test_when_the_active_projectors_process_is_killed_another_takes_over_within_seconds(
