@@ -85,13 +85,14 @@ class Site:
     def alive(self, processes: Sequence[Process]) -> list[Process]:
         return [p for p in processes if p.alive()]
 
-    def projector_process(self) -> Process | None:
-        """The site process whose connection holds the projector's advisory lock now."""
+    def projector_process(self, key: int = PROJECTOR_LOCK_KEY) -> Process | None:
+        """The site process whose connection holds the projector's (or ``key``'s) advisory
+        lock now."""
         engine = sa.create_engine(
             self.database_url.replace("postgresql://", "postgresql+psycopg://")
         )
         try:
-            lock = holder(engine, PROJECTOR_LOCK_KEY)
+            lock = holder(engine, key)
         finally:
             engine.dispose()
         pid = lock.process_id if lock else None

@@ -22,6 +22,8 @@ from reliability_harness import (
 )
 from support.processes import PostgresCluster, Process, start_worker, wait_until
 
+from tasktrail.engine.locks import REAPER_LOCK_KEY
+
 RUNS = 240
 # Long enough that the killed worker has runs in hand, short enough that the load is brief.
 WORK = {"kind": "tasktrail.sleep", "parameters": {"seconds": 0.4, "steps": 4}}
@@ -73,6 +75,7 @@ def test_kill_9_of_a_worker_the_projector_and_a_serve_node_loses_and_doubles_not
 
         killed: list[Process] = []
         projector, _ = site.wait_for_projector()
+        reaper = site.projector_process(REAPER_LOCK_KEY)
         worker = next(w for w in site.workers if w is not projector)
         worker.kill9()
         killed.append(worker)
@@ -88,6 +91,7 @@ def test_kill_9_of_a_worker_the_projector_and_a_serve_node_loses_and_doubles_not
 
         task_ids = submitted.result(timeout=300)
         settled = wait_until_settled(client, site.url, RUNS, timeout=LEASE_SECONDS * 5 + 120)
+        reaper_after = site.projector_process(REAPER_LOCK_KEY)
         after_kill = time.monotonic() - killed_at
         per_task, problems = lifecycle_problems(client, site.url, task_ids)
     last = max(e["position"] for events in per_task.values() for e in events)
@@ -100,7 +104,9 @@ def test_kill_9_of_a_worker_the_projector_and_a_serve_node_loses_and_doubles_not
     others = [t for t, events in per_task.items() if events[-1]["type"] != "task.completed"]
     print(
         f"\nkilled {[p.name for p in killed]}; projector taken over by {successor.name} after "
-        f"{takeover:.2f}s; {len(task_ids)} runs settled {after_kill:.1f}s after the kills "
+        f"{takeover:.2f}s; reaper {reaper.name if reaper else None} -> "
+        f"{reaper_after.name if reaper_after else None}; {len(task_ids)} runs settled "
+        f"{after_kill:.1f}s after the kills "
         f"(last wait {settled:.1f}s); {len(lost)} failed worker_lost, "
         f"{len(task_ids) - len(others)} completed; streams got "
         f"{[len(r.positions()) for r in recorders]} events over "
@@ -111,6 +117,8 @@ def test_kill_9_of_a_worker_the_projector_and_a_serve_node_loses_and_doubles_not
     assert lost, "the killed worker had no run in hand: the test proved nothing about leases"
     assert successor in site.alive(site.processes)
     assert successor not in killed
+    assert reaper_after is not None, "no reaper active after the kills"
+    assert reaper_after not in killed
     assert stream_problems(recorders, per_task) == []
     assert any(r.connections > 1 for r in recorders), "no stream was on the killed node"
 
