@@ -72,7 +72,7 @@ INDICATOR_EXAMPLES = (
 )
 KNOWN_HINT = (
     "sector, market_cap, pe, pb, roe, dividend_yield, revenue_growth, debt_to_equity, close, "
-    "sma_N, ema_N, rsi_N, return_Nd, volatility_Nd, avg_volume_Nd (N from 1 to 250)"
+    "sma_N, ema_N, rsi_N, return_Nd, volatility_Nd, avg_volume_Nd (N from 1 to 252)"
 )
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tasktrail.engine.task import TaskStatus
+from tasktrail.errors import ValidationError
 from tasktrail.screening.universe import SAMPLE_SIZE, synthetic_stock
 
 DEFINITION: dict[str, Any] = {
@@ -86,6 +89,38 @@ def test_a_malformed_csv_universe_fails_the_run_naming_file_line_and_column(
     assert ended.error is not None
     assert ended.error["type"] == "UniverseError"
     assert ended.error["message"] == "bad.csv line 2, column 3 (close): 'x' is not a number"
+    assert ended.result is None
+    assert "task.completed" not in process.topics(ended.id)
+
+
+BAD_DEFINITIONS = [
+    (DEFINITION | {"conditions": [{"metric": "p/e", "operator": "<", "value": 1}]}, "metric"),
+    (DEFINITION | {"conditions": [{"metric": "pe", "operator": "~", "value": 1}]}, "operator"),
+    (DEFINITION | {"conditions": [{"metric": "pe", "operator": "<", "value": "x"}]}, "value"),
+    (DEFINITION | {"conditions": [{"metric": "pe", "operator": "<", "other": "sector"}]}, "other"),
+    (DEFINITION | {"conditions": []}, "conditions"),
+    (DEFINITION | {"name": " "}, "name"),
+    (DEFINITION | {"sort": {"metric": "rsi_999"}}, "sort.metric"),
+    (DEFINITION | {"limit": 0}, "limit"),
+    (DEFINITION | {"universe": {"provider": "ftp"}}, "universe.provider"),
+]
+
+
+def test_bad_definitions_are_rejected_naming_the_field_and_record_nothing(
+    start_process: Callable[..., Any],
+) -> None:
+    process = start_process(workers=0)
+    strategies = process.container.strategies
+    kept = strategies.create(DEFINITION)
+    head = process.container.store.head()
+    for bad, field in BAD_DEFINITIONS:
+        with pytest.raises(ValidationError) as created:
+            strategies.create(bad)
+        assert str(created.value.field).endswith(field), (bad, created.value.field)
+        with pytest.raises(ValidationError):
+            strategies.update(kept.id, bad)
+    assert process.container.store.head() == head
+    assert strategies.get(kept.id).version == 1
 
 
 def test_examples_are_seeded_once(start_process: Callable[..., Any]) -> None:
