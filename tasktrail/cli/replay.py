@@ -2,6 +2,7 @@
 
 ``replay TASK_ID`` prints each event (time, type, who, data) with the task's state after it,
 then a verdict from the digest chain and the task view's anchor (the version it has seen).
+``--follow`` keeps printing a live run's events as they are committed (see ``follow.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tasktrail import bootstrap
+from tasktrail.cli.follow import follow_steps
 from tasktrail.engine import audit, digest, retention
 from tasktrail.engine.history import Step, history_with_states, steps_of, task_state
 from tasktrail.engine.service import TaskNotFoundError
@@ -46,8 +48,9 @@ def state_summary(state: dict[str, Any]) -> str:
     text = f"{state['status']} {progress['percent']}%"
     if progress["phase"]:
         text += f" {progress['phase']}"
-    if state["result_summary"]:
-        text += f" matched={state['result_summary']['matched']}"
+    matched = (state["result_summary"] or {}).get("matched")
+    if matched is not None:
+        text += f" matched={matched}"
     if state["error"]:
         text += f" error={state['error']['type']}"
     return text
@@ -78,29 +81,52 @@ def checked_history(
     return steps, findings
 
 
+def shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def step_time(step: Step) -> str:
+    return datetime.fromisoformat(step.timestamp).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def step_line(step: Step) -> str:
+    """One step on one line, for output that unfolds (--speed, --follow)."""
+    data = shortened(json.dumps(step.data, default=str), 120)
+    return (
+        f"{step.position or '-':>6} v{step.version:<3} {step_time(step)} {step.topic:<22} "
+        f"{who(step):<14} {state_summary(step.state):<28} {data}"
+    )
+
+
 def print_steps(console: Console, steps: list[Step], speed: float | None) -> None:
+    if speed:
+        replay_timing(steps, speed)
+        return
     table = Table(title="events", show_lines=False)
     for column in ("pos", "v", "time", "type", "who", "data", "state after"):
         table.add_column(column, overflow="fold")
-    previous: datetime | None = None
     for step in steps:
-        moment = datetime.fromisoformat(step.timestamp)
-        if speed and previous is not None:
-            time.sleep(max(0.0, (moment - previous).total_seconds() / speed))
-            console.print(f"{step.version:>3} {step.topic:<24} {state_summary(step.state)}")
-        previous = moment
-        data = json.dumps(step.data, default=str)
         table.add_row(
             str(step.position),
             str(step.version),
-            moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            step_time(step),
             step.topic,
             who(step),
-            data if len(data) <= 200 else data[:197] + "...",
+            shortened(json.dumps(step.data, default=str), 200),
             state_summary(step.state),
         )
-    if not speed:
-        console.print(table)
+    console.print(table)
+
+
+def replay_timing(steps: list[Step], speed: float) -> None:
+    """Print each step after the recorded gap since the previous one, ``speed`` times faster."""
+    previous: datetime | None = None
+    for step in steps:
+        moment = datetime.fromisoformat(step.timestamp)
+        if previous is not None:
+            time.sleep(max(0.0, (moment - previous).total_seconds() / speed))
+        previous = moment
+        click.echo(step_line(step))
 
 
 @click.command()
@@ -108,7 +134,13 @@ def print_steps(console: Console, steps: list[Step], speed: float | None) -> Non
 @click.option("--at", "at_version", type=int, default=None, help="Print the state at VERSION.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON lines.")
 @click.option("--verify", is_flag=True, help="Only verify the chain; exit 1 on any mismatch.")
-@click.option("--speed", type=float, default=None, help="Re-play the timing N times faster.")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Re-play the timing N times faster.",
+)
+@click.option("--follow", is_flag=True, help="Keep printing a live run's events until it ends.")
 @click.option("--archive", "archive", default=None, help="Replay from an archive file.")
 @click.option("--strategy", "strategy_id", default=None, help="List a strategy's runs instead.")
 @click.option("--since", default=None, help="With --strategy: runs submitted since DATE.")
@@ -120,6 +152,7 @@ def replay(
     as_json: bool,
     verify: bool,
     speed: float | None,
+    follow: bool,
     archive: str | None,
     strategy_id: str | None,
     since: str | None,
@@ -135,6 +168,8 @@ def replay(
         return
     if task_id is None:
         raise click.UsageError("give TASK_ID, or --strategy ID")
+    if follow and (archive is not None or at_version is not None or verify or speed):
+        raise click.UsageError("--follow does not go with --archive, --at, --verify or --speed")
     if archive is not None:
         replay_archive(Path(archive), parse_task_id(task_id), as_json=as_json)
         return
@@ -145,24 +180,42 @@ def replay(
             state = task_state(container.service.state_at(identifier, at_version))
             click.echo(json.dumps(state) if as_json else state_summary(state))
             return
+        if follow:
+            follow_run(ctx, container, identifier, as_json=as_json)
+            return
         steps, findings = checked_history(container, identifier)
         if as_json:
             for step in [] if verify else steps:
                 click.echo(json.dumps(step.as_json(), default=str))
-            click.echo(
-                json.dumps(
-                    {"verdict": verdict(findings), "findings": [f.as_json() for f in findings]}
-                )
-            )
-        else:
-            console = Console()
-            if not verify:
-                print_steps(console, steps, speed)
-            print_verdict(console, findings, len(steps))
+        elif not verify:
+            print_steps(Console(), steps, speed)
+        echo_verdict(findings, len(steps), as_json=as_json)
         if findings:
             ctx.exit(1)
     finally:
         container.close()
+
+
+def follow_run(
+    ctx: click.Context, container: bootstrap.Container, task_id: uuid.UUID, *, as_json: bool
+) -> None:
+    """Print the run's steps as they are committed, then the verdict; Ctrl-C exits 130."""
+    steps, findings = checked_history(container, task_id)
+    if not any(f.reason.startswith("undecodable") for f in findings):
+        steps = []
+        try:
+            for step in follow_steps(
+                container.service, task_id, poll_seconds=container.settings.poll_seconds
+            ):
+                steps.append(step)
+                click.echo(json.dumps(step.as_json(), default=str) if as_json else step_line(step))
+        except KeyboardInterrupt:
+            click.echo(f"interrupted; {len(steps)} event(s) printed", err=True)
+            ctx.exit(130)
+        _, findings = checked_history(container, task_id)
+    echo_verdict(findings, len(steps), as_json=as_json)
+    if findings:
+        ctx.exit(1)
 
 
 def list_runs(settings: Settings, strategy_id: str, since: str | None, *, as_json: bool) -> None:
@@ -194,7 +247,8 @@ def list_runs(settings: Settings, strategy_id: str, since: str | None, *, as_jso
             click.echo(json.dumps(run, default=str))
         return
     table = Table(title=f"runs of strategy {strategy_id}")
-    for column in ("task", "submitted", "status", "matched", "error"):
+    table.add_column("task", no_wrap=True, min_width=36)
+    for column in ("submitted", "status", "matched", "error"):
         table.add_column(column)
     for run in runs:
         summary = run["result_summary"] or {}
@@ -224,19 +278,23 @@ def replay_archive(path: Path, task_id: uuid.UUID, *, as_json: bool) -> None:
     if as_json:
         for step in steps:
             click.echo(json.dumps(step.as_json(), default=str))
-        click.echo(
-            json.dumps({"verdict": verdict(findings), "findings": [f.as_json() for f in findings]})
-        )
     else:
-        console = Console()
-        print_steps(console, steps, None)
-        print_verdict(console, findings, len(steps))
+        print_steps(Console(), steps, None)
+    echo_verdict(findings, len(steps), as_json=as_json)
     if findings:
         raise SystemExit(1)
 
 
 def verdict(findings: list[audit.Finding]) -> str:
     return "tampered" if findings else "intact"
+
+
+def echo_verdict(findings: list[audit.Finding], events: int, *, as_json: bool) -> None:
+    if as_json:
+        findings_json = [f.as_json() for f in findings]
+        click.echo(json.dumps({"verdict": verdict(findings), "findings": findings_json}))
+    else:
+        print_verdict(Console(), findings, events)
 
 
 def print_verdict(console: Console, findings: list[audit.Finding], events: int) -> None:
