@@ -7,7 +7,9 @@ import json
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -148,3 +150,62 @@ def test_a_cut_tail_is_caught_by_the_task_view_anchor(run: Run) -> None:
     findings = json.loads(result.stdout.splitlines()[-1])["findings"]
     assert [f["version"] for f in findings] == [6]
     assert "task view saw version 6" in findings[0]["reason"]
+
+
+def rows_at(run: Run, *versions: int) -> list[sa.Row[Any]]:
+    engine = create_sql_engine(run.settings)
+    try:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(
+                    sa.text(
+                        f"SELECT {run.column} AS p, topic, state FROM tasktrail_events "
+                        "WHERE originator_version IN :versions ORDER BY originator_version"
+                    ).bindparams(sa.bindparam("versions", expanding=True)),
+                    {"versions": list(versions)},
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def swap_contents(run: Run, first: int, second: int) -> tuple[int, int]:
+    """Exchange the stored type and bytes of two events; returns the positions now holding
+    versions ``first`` and ``second``."""
+    a, b = rows_at(run, first, second)
+    for row, other in ((a, b), (b, a)):
+        execute(
+            run.settings,
+            f"UPDATE tasktrail_events SET topic = :t, state = :s WHERE {run.column} = :p",
+            t=other.topic,
+            s=other.state,
+            p=row.p,
+        )
+    return a.p, b.p
+
+
+def swap_versions(run: Run, first: int, second: int) -> tuple[int, int]:
+    """Exchange the version numbers of two stored events (their order in the chain)."""
+    a, b = rows_at(run, first, second)
+    for version, position in ((-1, a.p), (first, b.p), (second, a.p)):
+        execute(
+            run.settings,
+            f"UPDATE tasktrail_events SET originator_version = :v WHERE {run.column} = :p",
+            v=version,
+            p=position,
+        )
+    return b.p, a.p
+
+
+@pytest.mark.parametrize("swap", [swap_contents, swap_versions])
+def test_two_swapped_events_are_each_reported_with_their_position(
+    run: Run, swap: Callable[[Run, int, int], tuple[int, int]]
+) -> None:
+    now_3, now_4 = swap(run, 3, 4)
+    for command in (["audit", "verify", "--all"], ["replay", str(run.task_id), "--verify"]):
+        result = run_cli(run.settings, *command, "--json")
+        assert result.returncode == 1, result.stderr
+        findings = json.loads(result.stdout.splitlines()[-1])["findings"]
+        assert [(f["position"], f["version"]) for f in findings[:2]] == [(now_3, 3), (now_4, 4)]
+        # The next event no longer chains to the one stored before it; nothing earlier is blamed.
+        assert [f["version"] for f in findings[2:]] == [5]
