@@ -56,17 +56,19 @@ def test_a_completion_racing_a_cancel_in_another_process_leaves_one_terminal_eve
         task = service.start_execution("test.kind", {})
         service.decide(task.id, lambda t: t.start("w1"))
         ids.append(str(task.id))
-    joined = ",".join(ids)
+    orders = {"complete": ids, "cancel": ids[::-1]}  # from opposite ends, as below
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", RACER, settings.database_url, action, joined],
+            [sys.executable, "-c", RACER, settings.database_url, action, ",".join(order)],
             stdout=subprocess.PIPE,
             text=True,
         )
-        for action in ("complete", "cancel")
+        for action, order in orders.items()
     ]
     wins = [int(r.communicate(timeout=120)[0].strip()) for r in racers]
+    print(f"complete won {wins[0]}, cancel won {wins[1]} of {TASKS}")
     assert sum(wins) == TASKS
+    assert all(wins), "one side never won: the race was not run"
 
     terminal_topics = {"task.completed", "task.cancelled", "task.failed"}
     terminal_per_task: Counter[str] = Counter()
@@ -85,14 +87,16 @@ def test_a_start_racing_a_cancel_of_pending_tasks_in_another_process_never_does_
     store = TaskStore(settings)
     service = ExecutionService(store, lambda: ["test.kind"])
     ids = [str(service.start_execution("test.kind", {}).id) for _ in range(2 * TASKS)]
-    joined = ",".join(ids)
+    # The two go through the tasks from opposite ends and cross in the middle: each side
+    # wins some tasks outright and both touch the ones around the crossing at the same time.
+    orders = {"start": ids, "request_cancel": ids[::-1]}
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", RACER, settings.database_url, action, joined],
+            [sys.executable, "-c", RACER, settings.database_url, action, ",".join(order)],
             stdout=subprocess.PIPE,
             text=True,
         )
-        for action in ("start", "request_cancel")
+        for action, order in orders.items()
     ]
     for racer in racers:
         racer.communicate(timeout=180)
@@ -107,6 +111,7 @@ def test_a_start_racing_a_cancel_of_pending_tasks_in_another_process_never_does_
         ("task.created", "task.started", "task.cancel_requested"),
     }
     assert set(outcomes) <= allowed, outcomes
+    assert set(outcomes) == allowed, f"one side never won: the race was not run ({outcomes})"
     assert sum(outcomes.values()) == len(ids)
     print(
         f"start won {outcomes[max(allowed, key=len)]}, cancel won "
