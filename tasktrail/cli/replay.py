@@ -294,16 +294,17 @@ def echo_verdict(findings: list[audit.Finding], events: int, *, as_json: bool) -
         findings_json = [f.as_json() for f in findings]
         click.echo(json.dumps({"verdict": verdict(findings), "findings": findings_json}))
     else:
-        print_verdict(Console(), findings, events)
+        print_verdict(findings, events)
 
 
-def print_verdict(console: Console, findings: list[audit.Finding], events: int) -> None:
+def print_verdict(findings: list[audit.Finding], events: int) -> None:
+    """The verdict as plain lines (never wrapped, so it can be searched)."""
     if not findings:
-        console.print(f"verdict: chain intact over {events} events")
+        click.echo(f"verdict: chain intact over {events} events")
         return
-    console.print(f"verdict: TAMPERED, {len(findings)} finding(s)")
+    click.echo(f"verdict: TAMPERED, {len(findings)} finding(s)")
     for f in findings:
-        console.print(f"  task {f.task_id} position {f.position} version {f.version}: {f.reason}")
+        click.echo(f"  task {f.task_id} position {f.position} version {f.version}: {f.reason}")
 
 
 @click.group(name="audit")
@@ -346,7 +347,7 @@ def audit_verify(
         if as_json:
             click.echo(json.dumps(summary))
         else:
-            print_verdict(Console(), findings, events)
+            print_verdict(findings, events)
             click.echo(f"{tasks} tasks, {events} events in {seconds:.2f} s")
         if findings:
             ctx.exit(1)

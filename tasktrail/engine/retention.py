@@ -26,6 +26,7 @@ from tasktrail.engine.store import EVENTS_TABLE, TaskStore
 from tasktrail.errors import ValidationError
 
 ARCHIVE_FORMAT = "tasktrail-archive/1"
+EVENT_KEYS = frozenset({"task_id", "position", "version", "topic", "state"})
 
 
 class ArchiveError(ValidationError):
@@ -63,11 +64,14 @@ def read_archive(path: Path) -> Iterator[dict[str, Any]]:
             lines = [json.loads(line) for line in source]
     except (OSError, EOFError, ValueError) as error:
         raise ArchiveError(f"{path} is not a readable archive: {error}") from None
-    if not lines or lines[0].get("format") != ARCHIVE_FORMAT:
+    if not lines or not isinstance(lines[0], dict) or lines[0].get("format") != ARCHIVE_FORMAT:
         raise ArchiveError(f"{path} is not a {ARCHIVE_FORMAT} file")
     events, trailer = lines[1:-1], lines[-1]
-    if len(lines) < 2 or trailer.get("events") != len(events):
+    if len(lines) < 2 or not isinstance(trailer, dict) or trailer.get("events") != len(events):
         raise ArchiveError(f"{path} was cut short: its trailer does not match its events")
+    for number, line in enumerate(events, start=2):
+        if not isinstance(line, dict) or not line.keys() >= EVENT_KEYS:
+            raise ArchiveError(f"{path} line {number} is not an archived event")
     yield from events
 
 
@@ -79,13 +83,18 @@ def archived_events(path: Path, task_id: UUID) -> tuple[list[Any], dict[int, int
     for line in read_archive(path):
         if line["task_id"] != str(task_id):
             continue
-        stored = StoredEvent(
-            originator_id=task_id,
-            originator_version=line["version"],
-            topic=line["topic"],
-            state=base64.b64decode(line["state"]),
-        )
-        events.append(mapper.to_domain_event(stored))
+        try:
+            stored = StoredEvent(
+                originator_id=task_id,
+                originator_version=line["version"],
+                topic=line["topic"],
+                state=base64.b64decode(line["state"], validate=True),
+            )
+            events.append(mapper.to_domain_event(stored))
+        except (TypeError, ValueError) as error:  # bad base64 or undecodable bytes
+            raise ArchiveError(
+                f"{path}: version {line['version']} of task {task_id} cannot be decoded: {error}"
+            ) from None
         positions[line["version"]] = line["position"]
     return events, positions
 
