@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Protocol
+from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -42,9 +43,18 @@ async def list_strategies(request: Request) -> Response:
     return JSONResponse(await ctx.run_sync(reads.strategies, ctx))
 
 
+def path_strategy_id(request: Request) -> str:
+    """The strategy id from the URL; one that is not a UUID names no strategy (404)."""
+    raw = request.path_params["strategy_id"]
+    try:
+        return str(UUID(raw))
+    except ValueError:
+        raise NotFoundError(f"no strategy with id {raw!r}") from None
+
+
 async def get_strategy(request: Request) -> Response:
     ctx = api_context(request)
-    strategy_id = request.path_params["strategy_id"]
+    strategy_id = path_strategy_id(request)
     return JSONResponse(await ctx.run_sync(strategy_now, ctx, strategy_id))
 
 
@@ -69,7 +79,7 @@ async def execute_strategy(request: Request) -> Response:
     ctx = api_context(request)
     task = await ctx.run_sync(
         strategies(ctx).execute,
-        request.path_params["strategy_id"],
+        path_strategy_id(request),
         submitted_by=SUBMITTER,
         idempotency_key=idempotency_key(request),
     )

@@ -20,6 +20,8 @@ from tasktrail.http.problems import (
 )
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
+NUL = "\x00"
+NUL_MESSAGE = "text must not contain NUL characters"
 
 
 def require_json_content_type(request: Request) -> None:
@@ -56,9 +58,30 @@ async def read_json(request: Request, limit: int) -> Any:
     if not raw.strip():
         raise BadRequestError("the request body is empty; send a JSON object")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise BadRequestError(f"malformed JSON: {error}") from None
+    refuse_nul(value)
+    return value
+
+
+def refuse_nul(value: Any, field: str = "body") -> None:
+    """422 for a NUL character in any string or key: PostgreSQL text cannot hold one, and
+    one accepted here would stop the projection that stores it."""
+    if isinstance(value, str):
+        if NUL in value:
+            raise RequestValidationError(NUL_MESSAGE, [{"field": field, "message": NUL_MESSAGE}])
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key, field)
+            refuse_nul(item, _child(field, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            refuse_nul(item, _child(field, str(index)))
+
+
+def _child(field: str, name: str) -> str:
+    return name if field == "body" else f"{field}.{name}"
 
 
 async def read_model(request: Request, model: type[Model], limit: int) -> Model:

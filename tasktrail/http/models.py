@@ -7,6 +7,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 TaskStatusName = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
+# Any text but NUL, which PostgreSQL cannot store (the body reader refuses it everywhere).
+NO_NUL = r"^[^\x00]*$"
+# ...and not blank: one character that no regex dialect nor str.strip() takes for a space.
+NOT_BLANK = r"^[^\x00]*[^\s\x00-\x1f\x85][^\x00]*$"
 
 
 class Strict(BaseModel):
@@ -18,26 +22,26 @@ class Strict(BaseModel):
 
 class UniverseIn(Strict):
     provider: Literal["sample", "csv"] = "sample"
-    path: str | None = Field(default=None, max_length=500)
+    path: str | None = Field(default=None, max_length=500, pattern=NO_NUL)
 
 
 class ConditionIn(Strict):
-    metric: str = Field(min_length=1, max_length=100)
-    operator: str = Field(min_length=1, max_length=4)
+    metric: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
+    operator: str = Field(min_length=1, max_length=4, pattern=NO_NUL)
     value: float | None = None
-    other: str | None = Field(default=None, min_length=1, max_length=100)
+    other: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
 
 
 class SortIn(Strict):
-    metric: str = Field(min_length=1, max_length=100)
+    metric: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
     descending: bool = True
 
 
 class StrategyCreate(Strict):
     """A new strategy: which universe, which conditions, how to sort, how many rows."""
 
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=2000)
+    name: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK)
+    description: str = Field(default="", max_length=2000, pattern=NO_NUL)
     universe: UniverseIn = Field(default_factory=UniverseIn)
     conditions: list[ConditionIn] = Field(min_length=1, max_length=50)
     sort: SortIn | None = None
@@ -47,12 +51,12 @@ class StrategyCreate(Strict):
 class TaskSubmit(Strict):
     """A task of any registered kind."""
 
-    kind: str = Field(min_length=1, max_length=200)
+    kind: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 
 class SessionIn(Strict):
-    token: str = Field(min_length=1, max_length=1000)
+    token: str = Field(min_length=1, max_length=1000, pattern=NO_NUL)
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -98,6 +102,18 @@ class TaskResponse(BaseModel):
     rerun_of: str | None
     version: int
     position: int | None
+
+
+class StreamEventData(BaseModel):
+    """One SSE event's data: the event, and the task's state right after it."""
+
+    position: int
+    task_id: str
+    version: int
+    type: str
+    timestamp: str
+    data: dict[str, Any]
+    task: TaskResponse | None
 
 
 class TaskLinks(BaseModel):

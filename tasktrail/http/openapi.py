@@ -22,8 +22,18 @@ from tasktrail.http.models import Problem
 from tasktrail.http.problems import PROBLEM_TYPE
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-# A response: a model (JSON), a media type (e.g. text/event-stream), or None (no body).
-ResponseSpec = type[BaseModel] | str | None
+EVENT_STREAM = "text/event-stream"
+
+
+@dataclass(frozen=True)
+class EventStream:
+    """A ``text/event-stream`` response whose every event carries ``data`` as JSON ``model``."""
+
+    data: type[BaseModel]
+
+
+# A response: a model (JSON), an event stream, a media type (a string body), or None (no body).
+ResponseSpec = type[BaseModel] | EventStream | str | None
 
 
 @dataclass(frozen=True)
@@ -111,7 +121,8 @@ def _models(operations: Sequence[Operation]) -> list[type[BaseModel]]:
     found: list[type[BaseModel]] = [Problem]
     for operation in operations:
         candidates = [operation.body, *operation.responses.values()]
-        for spec in candidates:
+        for candidate in candidates:
+            spec = candidate.data if isinstance(candidate, EventStream) else candidate
             if isinstance(spec, type) and issubclass(spec, BaseModel) and spec not in found:
                 found.append(spec)
     return found
@@ -124,11 +135,31 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 def _response(spec: ResponseSpec) -> dict[str, Any]:
     if spec is None:
         return {"description": "no content"}
+    if isinstance(spec, EventStream):
+        content = {EVENT_STREAM: {"schema": _event_schema(spec.data)}}
+        return {"description": f"server-sent events, each {spec.data.__name__}", "content": content}
     if isinstance(spec, str):
         return {"description": spec, "content": {spec: {"schema": {"type": "string"}}}}
     return {
         "description": spec.__doc__.strip().splitlines()[0] if spec.__doc__ else spec.__name__,
         "content": {"application/json": {"schema": _ref(spec)}},
+    }
+
+
+def _event_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """One event of the stream (OpenAPI 3.1 reads a stream's ``schema`` as each event's)."""
+    return {
+        "type": "object",
+        "required": ["id", "event", "data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$", "description": "the position"},
+            "event": {"type": "string", "description": "the event type"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": _ref(model),
+            },
+        },
     }
 
 

@@ -28,21 +28,35 @@ class TaskQuery:
     cursor: str | None
 
 
+# The largest integer a query parameter takes (nine digits); the document states it too.
+MAX_QUERY_INT = 999_999_999
+
+
 def positive_int(raw: str, name: str) -> int:
     text = raw.strip()
-    if not text.isdigit() or len(text) > 9 or int(text) < 1:
+    # isdigit() alone admits "²" and other digits int() refuses (that was a 500).
+    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_QUERY_INT))
+    if not digits or int(text) < 1:
         raise ValidationError(f"{name} must be a positive integer, not {raw!r}", field=name)
     return int(text)
+
+
+def text(params: Mapping[str, str], name: str) -> str | None:
+    """A text filter; None when absent or empty, 422 with a NUL (PostgreSQL cannot take one)."""
+    value = params.get(name) or None
+    if value is not None and "\x00" in value:
+        raise ValidationError(f"{name} must not contain NUL characters", field=name)
+    return value
 
 
 def task_query(params: Mapping[str, str]) -> TaskQuery:
     limit = params.get("limit")
     return TaskQuery(
-        status=params.get("status") or None,
-        kind=params.get("kind") or None,
-        strategy_id=params.get("strategy_id") or None,
+        status=text(params, "status"),
+        kind=text(params, "kind"),
+        strategy_id=text(params, "strategy_id"),
         limit=positive_int(limit, "limit") if limit is not None else 50,
-        cursor=params.get("cursor") or None,
+        cursor=text(params, "cursor"),
     )
 
 

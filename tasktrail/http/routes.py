@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from tasktrail.http import api_strategies, api_tasks, operations, stream
+from tasktrail.http import api_strategies, api_tasks, operations, reads, stream
 from tasktrail.http.models import (
+    NO_NUL,
+    Anything,
     CancelOut,
     Health,
     MetricCatalog,
@@ -14,15 +16,18 @@ from tasktrail.http.models import (
     Strategy,
     StrategyCreate,
     StrategyList,
+    StreamEventData,
     TaskAccepted,
     TaskHistory,
     TaskPage,
     TaskResponse,
     TaskSubmit,
 )
-from tasktrail.http.openapi import Operation, Param
+from tasktrail.http.openapi import EventStream, Operation, Param
 
 UUID_SCHEMA = {"type": "string", "format": "uuid"}
+TEXT_SCHEMA = {"type": "string", "pattern": NO_NUL}
+VERSION_SCHEMA = {"type": "integer", "minimum": 1, "maximum": reads.MAX_QUERY_INT}
 TASK_ID = Param("task_id", "path", UUID_SCHEMA)
 STRATEGY_ID = Param("strategy_id", "path", UUID_SCHEMA)
 IDEMPOTENCY_KEY = Param(
@@ -32,10 +37,20 @@ IDEMPOTENCY_KEY = Param(
     "repeating a submission with the same key returns the same task",
 )
 CURSOR_PARAMS = (
-    Param("after", "query", {"type": "integer", "minimum": 0}, "resume after this position"),
-    Param("Last-Event-ID", "header", {"type": "string"}, "resume after this position"),
+    Param(
+        "after",
+        "query",
+        {"type": "integer", "minimum": 0, "maximum": stream.MAX_CURSOR},
+        "resume after this position",
+    ),
+    Param(
+        "Last-Event-ID",
+        "header",
+        {"type": "string", "pattern": f"^[0-9]{{0,{len(str(stream.MAX_CURSOR))}}}$"},
+        "resume after this position (empty: none); wins over after",
+    ),
 )
-EVENT_STREAM = "text/event-stream"
+EVENTS = EventStream(StreamEventData)
 
 OPERATIONS: tuple[Operation, ...] = (
     # -- strategies
@@ -104,13 +119,14 @@ OPERATIONS: tuple[Operation, ...] = (
                 "status",
                 schema={
                     "type": "string",
-                    "enum": ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"],
+                    "enum": ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", ""],
                 },
+                description="empty or absent: every status",
             ),
-            Param("kind"),
-            Param("strategy_id"),
+            Param("kind", schema=TEXT_SCHEMA),
+            Param("strategy_id", schema=TEXT_SCHEMA),
             Param("limit", schema={"type": "integer", "minimum": 1, "maximum": 500}),
-            Param("cursor", description="next_cursor of the previous page"),
+            Param("cursor", schema=TEXT_SCHEMA, description="next_cursor of the previous page"),
         ),
         tag="tasks",
     ),
@@ -120,7 +136,7 @@ OPERATIONS: tuple[Operation, ...] = (
         api_tasks.get_task,
         "Get a task",
         {200: TaskResponse},
-        params=(TASK_ID, Param("at_version", schema={"type": "integer", "minimum": 1})),
+        params=(TASK_ID, Param("at_version", schema=VERSION_SCHEMA)),
         tag="tasks",
     ),
     Operation(
@@ -146,7 +162,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/api/tasks/{task_id}/result",
         api_tasks.task_result,
         "A completed task's result",
-        {200: "application/json"},
+        {200: Anything},
         params=(TASK_ID,),
         tag="tasks",
     ),
@@ -165,7 +181,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/api/stream",
         stream.stream_all,
         "Every event, live (SSE)",
-        {200: EVENT_STREAM},
+        {200: EVENTS},
         params=CURSOR_PARAMS,
         tag="streams",
     ),
@@ -174,7 +190,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/api/tasks/{task_id}/stream",
         stream.stream_task,
         "One task's events (SSE)",
-        {200: EVENT_STREAM, 204: None},
+        {200: EVENTS, 204: None},
         params=(TASK_ID, *CURSOR_PARAMS),
         tag="streams",
     ),

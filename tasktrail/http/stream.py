@@ -29,18 +29,30 @@ from tasktrail.http.problems import BadRequestError
 T = TypeVar("T")
 CATCH_UP_BATCH = 500
 MAX_WAIT_SECONDS = 1.0
+MAX_CURSOR = 10**18 - 1  # eighteen digits: the document states it too
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def cursor(request: Request) -> int | None:
-    """The position to resume after: ``Last-Event-ID`` wins over ``?after=``; 400 if garbled."""
-    header = request.headers.get("last-event-id")
-    raw = header if header not in (None, "") else request.query_params.get("after")
-    if raw is None or raw == "":
+    """The position to resume after: ``Last-Event-ID`` wins over ``?after=``; 400 if garbled.
+
+    Both are checked when both are sent, so a garbled ``after`` is refused even when the
+    header makes it moot. An empty header means none (as EventSource sends it); an empty
+    ``after=`` is garbled.
+    """
+    after = parse_position(request.query_params.get("after"), "after")
+    header = request.headers.get("last-event-id") or None
+    resumed = parse_position(header, "Last-Event-ID")
+    return resumed if resumed is not None else after
+
+
+def parse_position(raw: str | None, source: str) -> int | None:
+    """A non-negative position from a header or query value; None when absent."""
+    if raw is None:
         return None
     text = raw.strip()
-    if not text.isdigit() or len(text) > 18:
-        source = "Last-Event-ID" if header not in (None, "") else "after"
+    # isdigit() alone admits "²" and other digits int() refuses (that was a 500).
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_CURSOR)):
         raise BadRequestError(f"{source} must be a non-negative integer position, not {raw!r}")
     return int(text)
 
