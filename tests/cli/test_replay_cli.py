@@ -7,8 +7,10 @@ import base64
 import gzip
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from test_cli_basics import run
 
 from tasktrail import bootstrap, schema
 from tasktrail.engine import retention
+from tasktrail.projections.projector import Projector
 from tasktrail.settings import Settings
 
 
@@ -177,3 +180,41 @@ def test_a_tampered_event_in_an_archive_is_named_and_the_exit_status_is_1(
     text = run("replay", str(task_id), "--archive", str(tampered))
     assert text.returncode == 1
     assert f"position {started['position']} version 2" in text.stdout
+
+
+def test_replay_strategy_since_lists_that_strategys_runs_in_the_period_newest_first(
+    settings: Settings,
+) -> None:
+    container = bootstrap.build(settings, upgrade=False)
+    try:
+        service = container.service
+
+        def submit(strategy_id: str) -> str:
+            parameters = {"seconds": 0, "strategy_id": strategy_id}
+            return str(service.start_execution("tasktrail.sleep", parameters).id)
+
+        early = submit("s1")
+        time.sleep(0.05)
+        cut = datetime.now(UTC)
+        time.sleep(0.05)
+        later = [submit("s1"), submit("s2"), submit("s1")]
+        service.decide(uuid.UUID(later[0]), lambda t: t.cancel("auditor", "test"))
+        Projector(container.sql, bootstrap.read_side_projections()).catch_up(container.store)
+    finally:
+        container.close()
+    url = ("--database-url", settings.database_url)
+
+    every = run(*url, "replay", "--strategy", "s1", "--json")
+    assert every.returncode == 0, every.stderr
+    runs = [json.loads(line) for line in every.stdout.splitlines()]
+    assert [r["id"] for r in runs] == [later[2], later[0], early]
+    assert [r["status"] for r in runs] == ["PENDING", "CANCELLED", "PENDING"]
+
+    since = run(*url, "replay", "--strategy", "s1", "--since", cut.isoformat())
+    assert since.returncode == 0, since.stderr
+    assert later[0] in since.stdout
+    assert later[2] in since.stdout
+    assert early not in since.stdout
+    assert since.stdout.splitlines()[-1] == "2 runs"
+
+    assert_one_line_error(run(*url, "replay", "--strategy", "s1", "--since", "soon"), "not a date")
