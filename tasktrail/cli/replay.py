@@ -98,10 +98,22 @@ def step_line(step: Step) -> str:
     )
 
 
-def print_steps(console: Console, steps: list[Step], speed: float | None) -> None:
+def step_text(step: Step, *, as_json: bool) -> str:
+    return json.dumps(step.as_json(), default=str) if as_json else step_line(step)
+
+
+def echo_steps(steps: list[Step], *, as_json: bool, speed: float | None) -> None:
+    """The steps as a table, as JSON lines, or (with ``speed``) unfolding in recorded time."""
     if speed:
-        replay_timing(steps, speed)
-        return
+        replay_timing(steps, speed, as_json=as_json)
+    elif as_json:
+        for step in steps:
+            click.echo(step_text(step, as_json=True))
+    else:
+        print_table(Console(), steps)
+
+
+def print_table(console: Console, steps: list[Step]) -> None:
     table = Table(title="events", show_lines=False)
     for column in ("pos", "v", "time", "type", "who", "data", "state after"):
         table.add_column(column, overflow="fold")
@@ -118,7 +130,7 @@ def print_steps(console: Console, steps: list[Step], speed: float | None) -> Non
     console.print(table)
 
 
-def replay_timing(steps: list[Step], speed: float) -> None:
+def replay_timing(steps: list[Step], speed: float, *, as_json: bool) -> None:
     """Print each step after the recorded gap since the previous one, ``speed`` times faster."""
     previous: datetime | None = None
     for step in steps:
@@ -126,7 +138,7 @@ def replay_timing(steps: list[Step], speed: float) -> None:
         if previous is not None:
             time.sleep(max(0.0, (moment - previous).total_seconds() / speed))
         previous = moment
-        click.echo(step_line(step))
+        click.echo(step_text(step, as_json=as_json))
 
 
 @click.command()
@@ -184,11 +196,8 @@ def replay(
             follow_run(ctx, container, identifier, as_json=as_json)
             return
         steps, findings = checked_history(container, identifier)
-        if as_json:
-            for step in [] if verify else steps:
-                click.echo(json.dumps(step.as_json(), default=str))
-        elif not verify:
-            print_steps(Console(), steps, speed)
+        if not verify:
+            echo_steps(steps, as_json=as_json, speed=speed)
         echo_verdict(findings, len(steps), as_json=as_json)
         if findings:
             ctx.exit(1)
@@ -208,7 +217,7 @@ def follow_run(
                 container.service, task_id, poll_seconds=container.settings.poll_seconds
             ):
                 steps.append(step)
-                click.echo(json.dumps(step.as_json(), default=str) if as_json else step_line(step))
+                click.echo(step_text(step, as_json=as_json))
         except KeyboardInterrupt:
             click.echo(f"interrupted; {len(steps)} event(s) printed", err=True)
             ctx.exit(130)
@@ -275,11 +284,7 @@ def replay_archive(path: Path, task_id: uuid.UUID, *, as_json: bool) -> None:
         for b in breaks
     ]
     steps = steps_of(events, positions)
-    if as_json:
-        for step in steps:
-            click.echo(json.dumps(step.as_json(), default=str))
-    else:
-        print_steps(Console(), steps, None)
+    echo_steps(steps, as_json=as_json, speed=None)
     echo_verdict(findings, len(steps), as_json=as_json)
     if findings:
         raise SystemExit(1)

@@ -209,3 +209,18 @@ def test_two_swapped_events_are_each_reported_with_their_position(
         assert [(f["position"], f["version"]) for f in findings[:2]] == [(now_3, 3), (now_4, 4)]
         # The next event no longer chains to the one stored before it; nothing earlier is blamed.
         assert [f["version"] for f in findings[2:]] == [5]
+
+
+def test_speed_unfolds_every_event_in_order_then_the_verdict(run: Run) -> None:
+    task_id = str(run.task_id)
+    plain = run_cli(run.settings, "replay", task_id, "--json")
+    fast = run_cli(run.settings, "replay", task_id, "--json", "--speed", "1000")
+    assert fast.returncode == 0, fast.stderr
+    assert fast.stdout == plain.stdout
+    text = run_cli(run.settings, "replay", task_id, "--speed", "1000")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    types = [json.loads(line)["type"] for line in plain.stdout.splitlines()[:-1]]
+    assert [line.split()[4] for line in lines[:-1]] == types
+    assert lines[-1] == f"verdict: chain intact over {len(types)} events"
+    assert run_cli(run.settings, "replay", task_id, "--speed", "0").returncode == 2
