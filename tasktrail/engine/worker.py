@@ -356,7 +356,9 @@ class WorkerPool:
         with self._runs_lock:
             self._runs[task.id] = run
         try:
-            self._finish(run, self._outcome(run, context))
+            outcome = self._outcome(run, context)
+            run.expired = True  # the handler is done: its own outcome is recorded, not a timeout
+            self._finish(run, outcome)
         finally:
             with self._runs_lock:
                 self._runs.pop(task.id, None)
