@@ -121,14 +121,16 @@ def event_with_undecodable_bytes(path: Path, target: Path) -> Path:
 @pytest.mark.parametrize(
     ("corrupt", "phrase"),
     [
-        (truncated, "is not a readable archive"),
-        (not_gzip, "is not a readable archive"),
-        (gzip_of_garbage, "is not a readable archive"),
-        (gzip_of_other_json, "is not a tasktrail-archive/1 file"),
-        (event_without_its_version, "line 3 is not an archived event"),
-        (event_with_undecodable_bytes, "version 2 of task"),
+        pytest.param(corrupt, phrase, id=corrupt.__name__)
+        for corrupt, phrase in [
+            (truncated, "is not a readable archive"),
+            (not_gzip, "is not a readable archive"),
+            (gzip_of_garbage, "is not a readable archive"),
+            (gzip_of_other_json, "is not a tasktrail-archive/1 file"),
+            (event_without_its_version, "line 3 is not an archived event"),
+            (event_with_undecodable_bytes, "version 2 of task"),
+        ]
     ],
-    ids=lambda value: getattr(value, "__name__", ""),
 )
 def test_a_corrupt_archive_is_a_one_line_error(
     archive: tuple[uuid.UUID, Path],
