@@ -13,6 +13,9 @@ Per backend, each figure on a fresh database and a median of ``--repeat`` runs:
   threads);
 - ``progress``: the same with tasks that report progress 20 times (at the default coalescing
   interval), giving tasks/s and progress events recorded/s;
+- with both: what the group-commit writer did: records (one worker's events of one task) per
+  transaction, and the mean and longest wait of a record for its batch to start (what
+  batching adds to an event's latency);
 - ``latency``: one task every 1/``--rate`` s for ``--seconds`` s: submit -> ``task.started``
   seen by the follower, p50/p99; and cancel -> Cancelled of running tasks.
 
@@ -134,12 +137,16 @@ def lifecycle(url: str, tasks: int, concurrency: int, clients: int, steps: int) 
         submitted = time.perf_counter()
         finished = engine.arrivals.wait("task.completed", ids)
         progress_events = engine.arrivals.count("task.progress_updated")
+        writer = engine.container.parts["workers"].writer
     seconds = finished - started
     return {
         "submit_per_s": tasks / (submitted - started),
         "tasks_per_s": tasks / seconds,
         "progress_events_per_s": progress_events / seconds,
         "progress_events_per_task": progress_events / tasks,
+        "writer_records_per_batch": writer.saved / max(1, writer.batches),
+        "writer_mean_wait_ms": 1000 * writer.waited_seconds / max(1, writer.waited),
+        "writer_max_wait_ms": 1000 * writer.max_wait_seconds,
     }
 
 
@@ -217,12 +224,16 @@ def measure_backend(backend: str, args: argparse.Namespace) -> list[dict[str, An
         ]
         noop = medians(runs)
         del noop["progress_events_per_s"], noop["progress_events_per_task"]
+        noop["writer_max_wait_ms"] = round(max(run["writer_max_wait_ms"] for run in runs), 1)
         emit("noop", tasks=args.tasks, concurrency=concurrency, clients=args.clients, **noop)
     runs = [
         fresh(backend, lambda url: lifecycle(url, args.tasks, 8, args.clients, PROGRESS_STEPS))
         for _ in repeat
     ]
-    emit("progress", tasks=args.tasks, concurrency=8, clients=args.clients, **medians(runs))
+    progress = medians(runs) | {
+        "writer_max_wait_ms": round(max(r["writer_max_wait_ms"] for r in runs), 1)
+    }
+    emit("progress", tasks=args.tasks, concurrency=8, clients=args.clients, **progress)
     emit("latency", **fresh(backend, lambda url: latency(url, args.rate, args.seconds)))
     return figures
 
