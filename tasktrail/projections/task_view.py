@@ -18,12 +18,15 @@ from tasktrail.projections.base import metadata
 
 NAME = "task_view"
 
+# The column is bounded for its index; parameters are free-form, so longer values are dropped.
+STRATEGY_ID_LENGTH = 200
+
 task_view = sa.Table(
     NAME,
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("kind", sa.String(200), nullable=False),
-    sa.Column("strategy_id", sa.String(200), nullable=True),
+    sa.Column("strategy_id", sa.String(STRATEGY_ID_LENGTH), nullable=True),
     sa.Column("strategy_name", sa.Text, nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("progress_current", sa.BigInteger, nullable=False),
@@ -56,7 +59,16 @@ task_view = sa.Table(
 
 
 def _text_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
+    """Text for a column; NUL (which PostgreSQL text refuses) is dropped, so no event can
+    stop the projector."""
+    return None if value is None else str(value).replace("\x00", "")
+
+
+def _strategy_id(value: Any) -> str | None:
+    """A submission's ``strategy_id`` parameter, if it can be one (any kind may carry any
+    parameters; a value too long for the column is not a strategy id and is left out)."""
+    text = _text_or_none(value)
+    return text if text is not None and len(text) <= STRATEGY_ID_LENGTH else None
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -93,7 +105,7 @@ def created_row(event: LogEvent) -> dict[str, Any]:
     return UNSET | {
         "id": str(event.originator_id),
         "kind": str(data.get("kind", "")),
-        "strategy_id": _text_or_none(parameters.get("strategy_id")),
+        "strategy_id": _strategy_id(parameters.get("strategy_id")),
         "strategy_name": _text_or_none(strategy_name),
         "status": "PENDING",
         "progress_current": 0,

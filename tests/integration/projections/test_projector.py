@@ -21,6 +21,7 @@ from projection_histories import (
 
 from tasktrail.engine.log import LogEvent, read_log
 from tasktrail.engine.outbox import Follower
+from tasktrail.engine.service import ExecutionService
 from tasktrail.engine.store import TaskStore
 from tasktrail.projections import positions
 from tasktrail.projections.projector import Projector
@@ -121,3 +122,17 @@ def test_an_unknown_task_id_in_an_update_changes_nothing(store: TaskStore, sql: 
     event = LogEvent(1, uuid.uuid4(), 2, "task.started", datetime.now(UTC), {}, None)
     assert projector.handle([event]) == 1
     assert viewed(sql) == {}
+
+
+def test_free_form_parameters_cannot_stop_the_projector(store: TaskStore, sql: sa.Engine) -> None:
+    # Any kind may carry any parameters; the view copies strategy_id from them into a
+    # bounded column, and PostgreSQL text refuses NUL.
+    service = ExecutionService(store, lambda: ["test.kind"])
+    long_id = service.start_execution("test.kind", {"strategy_id": "x" * 500})
+    nul = service.start_execution("test.kind", {"strategy_id": "a\x00b"})
+    after = service.start_execution("test.kind", {})
+    Projector(sql, projections()).catch_up(store)
+    rows = viewed(sql, [long_id.id, nul.id, after.id])
+    assert rows[str(long_id.id)]["strategy_id"] is None
+    assert rows[str(nul.id)]["strategy_id"] == "ab"
+    assert rows[str(after.id)]["status"] == "PENDING"
