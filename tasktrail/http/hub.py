@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from sse_starlette import ServerSentEvent
+
 from tasktrail.engine.history import task_state
 from tasktrail.engine.log import LogEvent
 from tasktrail.engine.service import ExecutionService
@@ -35,12 +37,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StreamEvent:
-    """One log event ready to send: its position, whose it is, and its JSON ``data``."""
+    """One log event ready to send: its position, whose it is, its JSON ``data``, and its
+    SSE frame, encoded once for every client."""
 
     position: int
     task_id: str
     topic: str
     payload: str
+    wire: bytes
 
     @property
     def terminal(self) -> bool:
@@ -58,11 +62,13 @@ def stream_event(event: LogEvent, state: State | None) -> StreamEvent:
         "data": event.data,
         "task": None if state is None else {**state, "position": event.position},
     }
+    payload = json.dumps(body, separators=(",", ":"), default=str)
     return StreamEvent(
         position=event.position,
         task_id=body["task_id"],
         topic=event.topic,
-        payload=json.dumps(body, separators=(",", ":"), default=str),
+        payload=payload,
+        wire=ServerSentEvent(data=payload, event=event.topic, id=str(event.position)).encode(),
     )
 
 
