@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from tasktrail import schema
 from tasktrail.engine.database import create_sql_engine
+from tasktrail.engine.group_commit import GroupCommitWriter
 from tasktrail.engine.handlers import HandlerRegistry, register_builtin_kinds
 from tasktrail.engine.leases import Lease, Reaper, fail_orphans_at_start_up, new_worker_id
 from tasktrail.engine.outbox import Follower
@@ -66,7 +67,9 @@ def build(settings: Settings, *, upgrade: bool = True) -> Container:
     store = TaskStore(settings)
     sql = create_sql_engine(settings)
     registry = build_registry(settings)
-    service = ExecutionService(store, registry.kinds)
+    # Submissions share transactions while a runtime runs the writer; tools record directly.
+    submissions = GroupCommitWriter(store)
+    service = ExecutionService(store, registry.kinds, submissions=submissions)
     strategies = StrategyService(store, service)
     if upgrade and settings.seed_examples:
         strategies.seed_examples()
@@ -79,6 +82,7 @@ def build(settings: Settings, *, upgrade: bool = True) -> Container:
         strategies=strategies,
     )
     container.parts["strategies"] = StrategyApi(strategies)
+    container.parts["submissions"] = submissions
     return container
 
 
@@ -126,7 +130,11 @@ def build_runtime(container: Container, *, workers: int = 0) -> Runtime:
     follower.add_consumer(projector)
     container.parts["follower"] = follower
     container.parts["projector"] = projector
+    submissions: GroupCommitWriter = container.parts["submissions"]
     runtime = Runtime(follower=follower, releasers=[projector.release])
+    # Started first and stopped last (stoppers run in reverse): what is queued is recorded.
+    runtime.starters.append(submissions.start)
+    runtime.stoppers.append(submissions.stop)
     add_work(container, runtime, workers)
     return runtime
 

@@ -65,10 +65,12 @@ class GroupCommitWriter:
                 self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Record what is queued, then stop; later callers record directly."""
         with self._lock:
             thread, self._thread = self._thread, None
+            if thread is not None:
+                self._queue.put(None)  # behind everything queued so far
         if thread is not None:
-            self._queue.put(None)
             thread.join(timeout)
 
     def save(self, aggregate: Any, timeout: float = SAVE_TIMEOUT_SECONDS) -> None:
@@ -83,10 +85,12 @@ class GroupCommitWriter:
         if not events:
             return
         item = _Pending(list(events))
-        if self._thread is None:
+        with self._lock:  # never queued behind stop()'s marker, where no one would take it
+            queued = self._thread is not None
+            if queued:
+                self._queue.put(item)
+        if not queued:
             self._record_alone(item)
-        else:
-            self._queue.put(item)
         item.done.result(timeout)
 
     def _run(self) -> None:

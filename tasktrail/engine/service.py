@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from tasktrail.engine.group_commit import GroupCommitWriter
 from tasktrail.engine.store import TaskStore
 from tasktrail.engine.task import ExecutionTask, TaskStatus
 from tasktrail.errors import ConflictError, NotFoundError, ValidationError
@@ -48,9 +49,18 @@ def task_id_for(idempotency_key: str, submitted_by: str, kind: str) -> UUID:
 class ExecutionService:
     """Start, inspect and steer task executions."""
 
-    def __init__(self, store: TaskStore, known_kinds: Callable[[], Sequence[str]]) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        known_kinds: Callable[[], Sequence[str]],
+        *,
+        submissions: GroupCommitWriter | None = None,
+    ) -> None:
+        """``submissions``: a group-commit writer new tasks are recorded through, so many
+        concurrent submissions share a transaction (each call still returns after its commit)."""
         self.store = store
         self._known_kinds = known_kinds
+        self._submissions = submissions
 
     # -- submission ------------------------------------------------------------------
 
@@ -86,7 +96,10 @@ class ExecutionService:
             rerun_of=rerun_of,
         )
         try:
-            self.store.save(task)
+            if self._submissions is None:
+                self.store.save(task)
+            else:
+                self._submissions.save(task)
         except IntegrityError:
             # The same key, submitted at the same moment by another request.
             return self._same_submission(self.get_task(task_id), parameters)
