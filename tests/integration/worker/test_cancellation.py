@@ -44,13 +44,14 @@ def test_cancel_racing_completion_records_exactly_one_terminal_event(
     process = start_process(workers=4, progress_interval_seconds=0.0)
     service = process.container.service
     durations = [0.0, 0.002, 0.01, 0.02]
-    tasks = [
-        service.start_execution(SLEEP_KIND, {"seconds": durations[n % 4], "steps": n % 3})
-        for n in range(RACE_TRIALS)
-    ]
-    for number, task in enumerate(tasks):
+    tasks = []
+    for number in range(RACE_TRIALS):
+        parameters = {"seconds": durations[number % 4], "steps": number % 3}
+        task = service.start_execution(SLEEP_KIND, parameters)
+        tasks.append(task)
         if number % 5:
             process.wait_for(task.id, lambda t: t.status is not TaskStatus.PENDING)
+        # Every fifth is cancelled right after its submission, most often still PENDING.
         with contextlib.suppress(InvalidTaskStateError):  # it completed first
             service.cancel_task(task.id)
     outcomes = set()
