@@ -67,9 +67,11 @@ def build(settings: Settings, *, upgrade: bool = True) -> Container:
     store = TaskStore(settings)
     sql = create_sql_engine(settings)
     registry = build_registry(settings)
-    # Submissions share transactions while a runtime runs the writer; tools record directly.
-    submissions = GroupCommitWriter(store)
-    service = ExecutionService(store, registry.kinds, submissions=submissions)
+    # One group-commit writer per process, shared by submissions and workers (one holder of
+    # the log's table lock at a time, and bigger batches); while no runtime runs it, as in
+    # the tools, callers record directly.
+    writer = GroupCommitWriter(store)
+    service = ExecutionService(store, registry.kinds, submissions=writer)
     strategies = StrategyService(store, service)
     if upgrade and settings.seed_examples:
         strategies.seed_examples()
@@ -82,7 +84,7 @@ def build(settings: Settings, *, upgrade: bool = True) -> Container:
         strategies=strategies,
     )
     container.parts["strategies"] = StrategyApi(strategies)
-    container.parts["submissions"] = submissions
+    container.parts["writer"] = writer
     return container
 
 
@@ -130,11 +132,11 @@ def build_runtime(container: Container, *, workers: int = 0) -> Runtime:
     follower.add_consumer(projector)
     container.parts["follower"] = follower
     container.parts["projector"] = projector
-    submissions: GroupCommitWriter = container.parts["submissions"]
+    writer: GroupCommitWriter = container.parts["writer"]
     runtime = Runtime(follower=follower, releasers=[projector.release])
     # Started first and stopped last (stoppers run in reverse): what is queued is recorded.
-    runtime.starters.append(submissions.start)
-    runtime.stoppers.append(submissions.stop)
+    runtime.starters.append(writer.start)
+    runtime.stoppers.append(writer.stop)
     add_work(container, runtime, workers)
     return runtime
 
@@ -155,6 +157,7 @@ def build_worker_pool(
         SqlWorkQueue(container.sql, claim_seconds=settings.lease_seconds),
         settings,
         concurrency=concurrency,
+        writer=container.parts["writer"],
         lease=lease,
         cancel_lookup=CancelLookup(container.sql, sqlite=settings.is_sqlite),
     )

@@ -57,6 +57,12 @@ class GroupCommitWriter:
         self.waited = 0
         self.waited_seconds = 0.0
         self.max_wait_seconds = 0.0
+        self.in_flight = 0  # records in the transaction being written now
+
+    @property
+    def queued(self) -> int:
+        """Records waiting for the next transaction."""
+        return self._queue.qsize()
 
     def start(self) -> None:
         with self._lock:
@@ -110,7 +116,11 @@ class GroupCommitWriter:
                     break
                 batch.append(more)
                 size += len(more.events)
-            self._record_batch(batch)
+            self.in_flight = len(batch)
+            try:
+                self._record_batch(batch)
+            finally:
+                self.in_flight = 0
 
     def _record_batch(self, batch: list[_Pending]) -> None:
         self._note_waits(batch)

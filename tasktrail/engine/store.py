@@ -114,7 +114,10 @@ def event_store_env(settings: Settings, *, create_table: bool = False) -> dict[s
         POSTGRES_POOL_SIZE="5",
         POSTGRES_MAX_OVERFLOW="10",
         POSTGRES_CONNECT_TIMEOUT="5",
-        POSTGRES_PRE_PING="y",
+        # No ping per checkout (a round trip in front of every save): every recorder method
+        # retries on a broken connection with a new one (eventsourcing's @retry on
+        # OperationalError/InterfaceError), which covers a database restart.
+        POSTGRES_PRE_PING="n",
         POSTGRES_LOCK_TIMEOUT="30",
         POSTGRES_ENABLE_DB_FUNCTIONS="n",
     )

@@ -165,6 +165,8 @@ class WorkerPool:
         self.settings = settings
         self.worker_id = worker_id or (lease.worker_id if lease else new_worker_id())
         self.concurrency = max(1, concurrency)
+        # A writer handed in is shared (the process's runtime starts and stops it).
+        self._owns_writer = writer is None
         self.writer = writer or GroupCommitWriter(service.store)
         self.lease = lease
         self.cancel_lookup = cancel_lookup
@@ -186,7 +188,8 @@ class WorkerPool:
         if self._threads:
             return
         self._stopping.clear()
-        self.writer.start()
+        if self._owns_writer:
+            self.writer.start()
         if self.lease is not None:
             self.lease.start()
         self._spawn(self._dispatch, "dispatcher")
@@ -211,7 +214,8 @@ class WorkerPool:
         still_running = any(thread.is_alive() for thread in self._threads)
         self._threads = []
         self._release_claims_in_hand()
-        self.writer.stop()
+        if self._owns_writer:
+            self.writer.stop()
         if self.lease is not None:
             self.lease.stop(release=not still_running)
 

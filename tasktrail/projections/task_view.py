@@ -221,8 +221,14 @@ class TaskViewProjection:
                 (new if task_id in new else changed).setdefault(task_id, {}).update(changes)
         if new:
             connection.execute(table.insert(), list(new.values()))
+        # One executemany per set of changed columns (the SET clause comes from the rows'
+        # keys), not a statement built and compiled per task.
+        alike: dict[frozenset[str], list[dict[str, Any]]] = {}
         for task_id, values in changed.items():
-            connection.execute(table.update().where(table.c.id == task_id).values(values))
+            alike.setdefault(frozenset(values), []).append(values | {"row_id": task_id})
+        by_id = table.update().where(table.c.id == sa.bindparam("row_id"))
+        for rows in alike.values():
+            connection.execute(by_id, rows)
 
 
 def _changes(event: LogEvent) -> dict[str, Any]:
