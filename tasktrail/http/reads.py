@@ -79,7 +79,7 @@ def task_page(ctx: ApiContext, query: TaskQuery) -> dict[str, Any]:
         "items": page.items,
         "next_cursor": page.next_cursor,
         "position": page.position,
-        "counts": queries.counts_by_status(sql),
+        "counts": page.counts,
     }
 
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from tasktrail.engine.store import TaskStore
 from tasktrail.errors import NotFoundError, ValidationError
-from tasktrail.projections import positions
+from tasktrail.projections import positions, status_counts
 from tasktrail.projections.strategy_view import strategy_response, strategy_view
 from tasktrail.projections.task_view import NAME as TASK_VIEW
 from tasktrail.projections.task_view import task_response, task_view
@@ -35,6 +35,7 @@ class TaskPage:
     items: list[dict[str, Any]]
     next_cursor: str | None
     position: int
+    counts: dict[str, int]  # tasks in each status, the whole view's (not the filter's)
 
 
 @dataclass(frozen=True)
@@ -137,11 +138,12 @@ def list_tasks(
             )
         position = view_position(connection)
         rows = connection.execute(query).mappings().all()
+        counts = counts_in(connection)
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
         next_cursor = encode_cursor(page[-1]["submitted_at"], page[-1]["id"])
-    return TaskPage([task_response(r) for r in page], next_cursor, position)
+    return TaskPage([task_response(r) for r in page], next_cursor, position, counts)
 
 
 def find_task(sql: sa.Engine, task_id: str) -> dict[str, Any] | None:
@@ -167,10 +169,15 @@ def get_task(sql: sa.Engine, task_id: str) -> dict[str, Any]:
 
 
 def counts_by_status(sql: sa.Engine) -> dict[str, int]:
-    """How many tasks are in each status (every status present, 0 when none)."""
-    query = sa.select(task_view.c.status, sa.func.count()).group_by(task_view.c.status)
+    """How many tasks the task view holds in each status (every status present, 0 when
+    none)."""
     with sql.connect() as connection:
-        counted = {str(s): int(n) for s, n in connection.execute(query)}
+        return counts_in(connection)
+
+
+def counts_in(connection: sa.Connection) -> dict[str, int]:
+    # The counts the projection keeps beside the view: no scan of the view per request.
+    counted = status_counts.read(connection)
     return {status: counted.get(status, 0) for status in STATUSES}
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 
+from tasktrail.projections import status_counts
 from tasktrail.projections.positions import projection_positions
 from tasktrail.projections.queries import naive_for
+from tasktrail.projections.status_counts import task_status_counts
 from tasktrail.projections.task_view import task_view
 from tasktrail.projections.work_queue import work_queue
 
@@ -35,7 +38,12 @@ def expired_tasks(sql: sa.Engine, cutoff: datetime) -> list[str]:
 
 
 def remove_rows(sql: sa.Engine, task_ids: Sequence[str]) -> None:
-    """Delete the tasks' rows from every task projection, in one transaction."""
+    """Delete the tasks' rows from every task projection, and lower the task view's counts
+    by the rows it lost, in one transaction."""
     with sql.begin() as connection:
         connection.execute(sa.delete(work_queue).where(work_queue.c.task_id.in_(task_ids)))
-        connection.execute(sa.delete(task_view).where(task_view.c.id.in_(task_ids)))
+        removed = connection.execute(
+            sa.delete(task_view).where(task_view.c.id.in_(task_ids)).returning(task_view.c.status)
+        ).scalars()
+        lost = Counter(str(status) for status in removed)
+        status_counts.add(connection, task_status_counts, {s: -n for s, n in lost.items()})

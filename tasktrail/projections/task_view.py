@@ -14,7 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from tasktrail.engine.log import LogEvent
+from tasktrail.projections import status_counts
 from tasktrail.projections.base import metadata
+from tasktrail.projections.status_counts import task_status_counts
 
 NAME = "task_view"
 
@@ -81,6 +83,8 @@ def percent(current: int, total: int) -> int:
         return 0
     return max(0, min(100, (100 * current) // total))
 
+
+Rows = dict[str, dict[str, Any]]  # task id -> column values
 
 # Every column a new row has no value for yet, so rows of one batch share their keys.
 UNSET: dict[str, Any] = {
@@ -185,24 +189,15 @@ CHANGES: dict[str, Callable[[LogEvent], dict[str, Any]]] = {
 
 
 class TaskViewProjection:
-    """Keeps ``task_view`` in step with the ``task.*`` events."""
+    """Keeps ``task_view``, and its counts by status, in step with the ``task.*`` events."""
 
     name = NAME
-    tables: Sequence[sa.Table] = (task_view,)
+    tables: Sequence[sa.Table] = (task_view, task_status_counts)
 
     def apply(
         self, connection: sa.Connection, tables: Mapping[str, sa.Table], event: LogEvent
     ) -> None:
-        table = tables[NAME]
-        if event.topic == "task.created":
-            connection.execute(table.insert().values(created_row(event)))
-            return
-        change = CHANGES.get(event.topic)
-        if change is None:
-            return
-        connection.execute(
-            table.update().where(table.c.id == str(event.originator_id)).values(_changes(event))
-        )
+        self.apply_batch(connection, tables, [event])
 
     def apply_batch(
         self, connection: sa.Connection, tables: Mapping[str, sa.Table], events: Sequence[LogEvent]
@@ -210,25 +205,44 @@ class TaskViewProjection:
         """The same as ``apply`` for each event, with one write per task instead of one per
         event: a rebuild replays mostly whole histories, ten events or more per task."""
         table = tables[NAME]
-        new: dict[str, dict[str, Any]] = {}
-        changed: dict[str, dict[str, Any]] = {}
-        for event in events:
-            task_id = str(event.originator_id)
-            if event.topic == "task.created":
-                new[task_id] = created_row(event)
-            elif event.topic in CHANGES:
-                changes = _changes(event)
-                (new if task_id in new else changed).setdefault(task_id, {}).update(changes)
+        new, changed = _fold(events)
+        # The statuses being left, read once for the batch before the rows change.
+        moving = [task_id for task_id, values in changed.items() if "status" in values]
+        before = status_counts.statuses_of(connection, table, moving)
         if new:
             connection.execute(table.insert(), list(new.values()))
-        # One executemany per set of changed columns (the SET clause comes from the rows'
-        # keys), not a statement built and compiled per task.
-        alike: dict[frozenset[str], list[dict[str, Any]]] = {}
-        for task_id, values in changed.items():
-            alike.setdefault(frozenset(values), []).append(values | {"row_id": task_id})
-        by_id = table.update().where(table.c.id == sa.bindparam("row_id"))
-        for rows in alike.values():
-            connection.execute(by_id, rows)
+        _update(connection, table, changed)
+        # A task missing from the view is not in ``before``: its update changed no row.
+        after = {task_id: changed[task_id]["status"] for task_id in before}
+        after |= {task_id: row["status"] for task_id, row in new.items()}
+        deltas = status_counts.moves(before, after)
+        status_counts.add(connection, tables[status_counts.NAME], deltas)
+
+
+def _fold(events: Sequence[LogEvent]) -> tuple[Rows, Rows]:
+    """The batch as rows to insert (tasks created in it, later changes merged in) and, per
+    task already in the view, the columns to set."""
+    new: Rows = {}
+    changed: Rows = {}
+    for event in events:
+        task_id = str(event.originator_id)
+        if event.topic == "task.created":
+            new[task_id] = created_row(event)
+        elif event.topic in CHANGES:
+            changes = _changes(event)
+            (new if task_id in new else changed).setdefault(task_id, {}).update(changes)
+    return new, changed
+
+
+def _update(connection: sa.Connection, table: sa.Table, changed: Rows) -> None:
+    # One executemany per set of changed columns (the SET clause comes from the rows' keys),
+    # not a statement built and compiled per task.
+    alike: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for task_id, values in changed.items():
+        alike.setdefault(frozenset(values), []).append(values | {"row_id": task_id})
+    by_id = table.update().where(table.c.id == sa.bindparam("row_id"))
+    for rows in alike.values():
+        connection.execute(by_id, rows)
 
 
 def _changes(event: LogEvent) -> dict[str, Any]:

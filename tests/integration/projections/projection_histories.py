@@ -21,6 +21,7 @@ from tasktrail.projections.strategy_view import StrategyViewProjection
 from tasktrail.projections.task_view import TaskViewProjection, task_response, task_view
 
 KIND = "screening.run_strategy"
+STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
 COMMANDS = ("start", "progress", "request_cancel", "complete", "fail", "cancel")
 
 
@@ -101,6 +102,14 @@ def viewed(sql: sa.Engine, ids: Sequence[uuid.UUID] | None = None) -> dict[str, 
         rows = connection.execute(query).mappings().all()
     shaped = [task_response(r) for r in rows]
     return {s["id"]: {k: v for k, v in s.items() if k != "position"} for s in shaped}
+
+
+def grouped_counts(sql: sa.Engine) -> dict[str, int]:
+    """Tasks in each status by a GROUP BY over the task view's rows (every status present)."""
+    query = sa.select(task_view.c.status, sa.func.count()).group_by(task_view.c.status)
+    with sql.connect() as connection:
+        counted = {str(status): int(n) for status, n in connection.execute(query)}
+    return {status: counted.get(status, 0) for status in STATUSES}
 
 
 def all_task_ids(store: TaskStore) -> list[uuid.UUID]:

@@ -7,7 +7,14 @@ import threading
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from projection_histories import all_task_ids, folded, projections, viewed, write_random_tasks
+from projection_histories import (
+    all_task_ids,
+    folded,
+    grouped_counts,
+    projections,
+    viewed,
+    write_random_tasks,
+)
 
 from tasktrail.cli import cli
 from tasktrail.engine.database import create_sql_engine
@@ -15,7 +22,7 @@ from tasktrail.engine.outbox import Follower
 from tasktrail.engine.store import TaskStore
 from tasktrail.projections import positions
 from tasktrail.projections.projector import Projector
-from tasktrail.projections.queries import list_tasks
+from tasktrail.projections.queries import counts_by_status, list_tasks
 from tasktrail.projections.rebuild import Rebuild
 from tasktrail.projections.task_view import TaskViewProjection, task_view
 from tasktrail.settings import Settings
@@ -58,6 +65,7 @@ def test_a_rebuild_during_live_writes_ends_equal_to_the_fold_of_the_log(
         follower.stop()
     assert report.events > 0
     assert viewed(sql) == folded(store, all_task_ids(store))
+    assert counts_by_status(sql) == grouped_counts(sql)
     assert not any(name.endswith("__rebuild") for name in table_names(sql))
 
 
