@@ -3,12 +3,11 @@ the run it left RUNNING as soon as it is started again, long before the lease wo
 
 from __future__ import annotations
 
-import time
-import uuid
 from pathlib import Path
 
 import pytest
 from support.processes import start_serve
+from support.tasks import wait_for
 
 from tasktrail.engine.handlers import SLEEP_KIND
 from tasktrail.engine.service import ExecutionService
@@ -23,16 +22,6 @@ SERVE_SETTINGS = {"lease_seconds": 600, "poll_seconds": 0.05}
 def database_url(sqlite_url: str) -> str:
     """The embedded single process is the SQLite deployment."""
     return sqlite_url
-
-
-def wait_for(service: ExecutionService, task_id: uuid.UUID, done: set[TaskStatus]) -> TaskStatus:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status = service.get_task(task_id).status
-        if status in done:
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"task {task_id} still {service.get_task(task_id).status}")
 
 
 def test_a_restarted_embedded_server_fails_the_run_its_killed_predecessor_left_running(

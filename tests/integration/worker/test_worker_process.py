@@ -4,8 +4,6 @@ another worker within the lease."""
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from support.processes import Process, start_worker, wait_until
+from support.tasks import wait_for
 
 from tasktrail.engine.handlers import SLEEP_KIND
 from tasktrail.engine.leases import live_workers
@@ -53,16 +52,6 @@ def spawn(workers: list[Process], settings: Settings, name: str, log_dir: Path) 
     )
     workers.append(process)
     return process
-
-
-def wait_for(service: ExecutionService, task_id: uuid.UUID, done: set[TaskStatus]) -> TaskStatus:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status = service.get_task(task_id).status
-        if status in done:
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"task {task_id} still {service.get_task(task_id).status}")
 
 
 def test_a_worker_process_runs_a_task_and_stops_on_sigterm(
