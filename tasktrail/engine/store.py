@@ -13,9 +13,17 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import Notification, Recording
+from eventsourcing.persistence import (
+    InterfaceError,
+    Notification,
+    OperationalError,
+    ProgrammingError,
+    Recording,
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, retry
 from sqlalchemy.engine import make_url
 
 from tasktrail.errors import ConfigurationError
@@ -90,6 +98,34 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         ]
 
 
+class PostgresEventRecorder(PostgresApplicationRecorder):
+    """eventsourcing's PostgreSQL recorder, recording a transaction in ONE round trip.
+
+    eventsourcing's own sends BEGIN, the table lock, NOTIFY and the INSERT, waits for their
+    results, then sends COMMIT and waits again: the log's exclusive lock is held across a
+    round trip to the client and back, so a writer whose process is busy (its thread waiting
+    for the GIL) holds every other writer up for as long. Here everything up to COMMIT goes
+    in one pipeline and one sync; the lock is held only while the server works. A clash on
+    (originator_id, version) still raises IntegrityError and records nothing.
+    """
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if not stored_events:
+            return []
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            with conn.pipeline(), conn.transaction():
+                self._lock_table(curs)
+                self._notify_channel(curs)
+                PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
+            rows = curs.fetchall()
+        if len(rows) != len(stored_events):
+            raise ProgrammingError(f"got {len(rows)} positions for {len(stored_events)} events")
+        return [row["notification_id"] for row in rows]
+
+
 def event_store_env(settings: Settings, *, create_table: bool = False) -> dict[str, str]:
     """eventsourcing's environment for the configured database."""
     env = {"CREATE_TABLE": "y" if create_table else "n", "ORIGINATOR_ID_TYPE": "uuid"}
@@ -120,6 +156,7 @@ def event_store_env(settings: Settings, *, create_table: bool = False) -> dict[s
         POSTGRES_PRE_PING="n",
         POSTGRES_LOCK_TIMEOUT="30",
         POSTGRES_ENABLE_DB_FUNCTIONS="n",
+        APPLICATION_RECORDER_TOPIC=get_topic(PostgresEventRecorder),
     )
     return env
 

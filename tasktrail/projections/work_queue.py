@@ -19,6 +19,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from tasktrail.engine.database import relax_commit
 from tasktrail.engine.leases import workers
 from tasktrail.engine.log import LogEvent
 from tasktrail.projections.base import metadata
@@ -110,11 +111,13 @@ class SqlWorkQueue:
             "until": now + timedelta(seconds=self.claim_seconds),
         }
         with self.sql.begin() as connection:
+            relax_commit(connection)
             rows = connection.execute(self._claim, values).all()
         return [UUID(task_id) for task_id, _ in sorted(rows, key=lambda row: row[1])]
 
     def release(self, task_id: UUID) -> None:
         with self.sql.begin() as connection:
+            relax_commit(connection)
             connection.execute(
                 work_queue.update()
                 .where(work_queue.c.task_id == str(task_id))
