@@ -5,21 +5,19 @@ writer."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
-import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
+from support.locks import log_locked
 
 from tasktrail.engine.group_commit import GroupCommitWriter
 from tasktrail.engine.handlers import SLEEP_KIND
 from tasktrail.engine.service import ExecutionService
-from tasktrail.engine.store import EVENTS_TABLE, TaskStore
+from tasktrail.engine.store import TaskStore
 from tasktrail.engine.task import ExecutionTask, TaskStatus
 from tasktrail.settings import Settings
 
@@ -37,25 +35,6 @@ def writer(store: TaskStore) -> Iterator[GroupCommitWriter]:
     writer.start()
     yield writer
     writer.stop()
-
-
-@contextmanager
-def log_locked(settings: Settings) -> Iterator[None]:
-    """Hold the event log's write lock from another connection, so the writer's next
-    transaction waits and whatever is handed over meanwhile queues up behind it."""
-    if settings.is_sqlite:
-        connection = sqlite3.connect(settings.sqlite_path, isolation_level=None)
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            connection.execute("ROLLBACK")
-            connection.close()
-        return
-    with psycopg.connect(settings.database_url) as connection:
-        connection.execute(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE")
-        yield
-        connection.rollback()
 
 
 def started(service: ExecutionService) -> ExecutionTask:
@@ -177,3 +156,4 @@ def test_a_running_process_records_submissions_and_worker_events_through_one_wri
 
     # Each task: its submission, its Started and its Completed, all through this writer.
     assert writer.saved == 3 * len(ids)
+
