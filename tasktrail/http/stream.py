@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,6 +25,7 @@ from tasktrail.http.context import ApiContext, api_context, parse_task_id
 from tasktrail.http.hub import StreamEvent, Subscription, state_loader, stream_event
 from tasktrail.http.live_state import TERMINAL_TYPES, StateCache
 from tasktrail.http.problems import BadRequestError
+from tasktrail.http.sse_response import WatchedEventSourceResponse
 
 T = TypeVar("T")
 CATCH_UP_BATCH = 500
@@ -65,7 +66,7 @@ def frames(events: Sequence[StreamEvent]) -> bytes:
 
 def event_response(ctx: ApiContext, content: AsyncIterator[ServerSentEvent | bytes]) -> Response:
     settings = ctx.settings
-    return EventSourceResponse(
+    return WatchedEventSourceResponse(
         content,
         headers=STREAM_HEADERS,
         ping=settings.sse_ping_seconds,
