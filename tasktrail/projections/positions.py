@@ -35,10 +35,17 @@ def ensure(connection: sa.Connection, names: Iterable[str]) -> None:
 def lock(connection: sa.Connection, names: Iterable[str]) -> dict[str, int]:
     """The positions of ``names``, locked until the transaction ends (rows made if missing)."""
     wanted = sorted(set(names))
-    ensure(connection, wanted)
+    found = _locked(connection, wanted)
+    if len(found) < len(wanted):  # only the first time: the insert is compiled each call
+        ensure(connection, [name for name in wanted if name not in found])
+        found = _locked(connection, wanted)
+    return found
+
+
+def _locked(connection: sa.Connection, names: list[str]) -> dict[str, int]:
     query = (
         sa.select(projection_positions.c.name, projection_positions.c.position)
-        .where(projection_positions.c.name.in_(wanted))
+        .where(projection_positions.c.name.in_(names))
         .order_by(projection_positions.c.name)  # one lock order everywhere: no deadlocks
     )
     if connection.dialect.name == "postgresql":
