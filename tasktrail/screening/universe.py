@@ -8,8 +8,9 @@ and its progress can be watched.
 
 CSV format (docs/screening.md): one row per symbol and trading day, header required:
 ``symbol,date,close`` and optionally ``volume,name,sector,market_cap,pe,pb,roe,
-dividend_yield,revenue_growth,debt_to_equity``. Rows of a symbol are ordered by date here;
-a symbol's fundamentals come from its latest row that has them.
+dividend_yield,revenue_growth,debt_to_equity``. Rows of a symbol may come in any order
+(they are ordered by date here; a date twice for one symbol is an error); each of its
+fundamentals, its name and its sector come from its latest-dated row that has them.
 """
 
 from __future__ import annotations
@@ -201,10 +202,16 @@ def resolve_csv_path(path: object, csv_root: str | None) -> Path:
 
 @dataclass
 class _Rows:
-    name: str | None = None
-    sector: str | None = None
-    fundamentals: dict[str, float | None] = field(default_factory=dict)
+    # Each descriptive value with the date of the row it came from: the latest date wins,
+    # wherever its row is in the file.
+    name: tuple[date, str] | None = None
+    sector: tuple[date, str] | None = None
+    fundamentals: dict[str, tuple[date, float | None]] = field(default_factory=dict)
     bars: list[tuple[date, float, float]] = field(default_factory=list)
+    lines: dict[date, int] = field(default_factory=dict)  # the line each date came from
+
+    def keep(self, current: tuple[date, Any] | None, day: date, value: Any) -> Any:
+        return (day, value) if current is None or day >= current[0] else current
 
 
 class CsvUniverse:
@@ -284,12 +291,20 @@ def _add_row(
         _number(path, line, columns, cells, "volume", required=False) if "volume" in cells else 0.0
     )
     rows = by.setdefault(symbol, _Rows())
+    if day in rows.lines:
+        raise _cell_error(
+            path, line, columns, "date", f"{symbol} {day} is already on line {rows.lines[day]}"
+        )
+    rows.lines[day] = line
     rows.bars.append((day, close or 0.0, volume or 0.0))
-    rows.name = cells.get("name", "").strip() or rows.name
-    rows.sector = cells.get("sector", "").strip() or rows.sector
+    if name := cells.get("name", "").strip():
+        rows.name = rows.keep(rows.name, day, name)
+    if sector := cells.get("sector", "").strip():
+        rows.sector = rows.keep(rows.sector, day, sector)
     for column in NUMBER_COLUMNS:
         if column in cells and cells[column].strip():
-            rows.fundamentals[column] = _number(path, line, columns, cells, column, required=True)
+            value = _number(path, line, columns, cells, column, required=True)
+            rows.fundamentals[column] = rows.keep(rows.fundamentals.get(column), day, value)
 
 
 def _number(
@@ -318,12 +333,13 @@ def _number(
 def _stock(symbol: str, rows: _Rows) -> Stock:
     bars = sorted(rows.bars)
     fundamentals: dict[str, Any] = {
-        column: rows.fundamentals.get(column) for column in NUMBER_COLUMNS
+        column: kept[1] if (kept := rows.fundamentals.get(column)) else None
+        for column in NUMBER_COLUMNS
     }
     return Stock(
         symbol=symbol,
-        name=rows.name or symbol,
-        sector=rows.sector,
+        name=rows.name[1] if rows.name else symbol,
+        sector=rows.sector[1] if rows.sector else None,
         fundamentals=fundamentals,
         closes=tuple(bar[1] for bar in bars),
         volumes=tuple(bar[2] for bar in bars),

@@ -99,6 +99,31 @@ def test_a_csv_universe_orders_bars_by_date_and_keeps_fundamentals(tmp_path: Pat
     assert stocks[1].fundamentals["pe"] == 9.0
 
 
+def test_a_csv_symbols_fundamentals_come_from_its_latest_dated_row_not_the_last_line(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "symbol,date,close,pe,sector\n"
+        "AAA,2026-01-05,12,9,Energy\n"
+        "AAA,2026-01-02,11,30,Utilities\n"  # older, but later in the file
+        "AAA,2026-01-03,10,,\n",
+    )
+    (stock,) = read_csv_universe(path)
+    assert stock.closes == (11.0, 10.0, 12.0)
+    assert stock.fundamentals["pe"] == 9.0
+    assert stock.sector == "Energy"
+
+
+def test_a_csv_with_a_date_twice_for_one_symbol_names_both_lines(tmp_path: Path) -> None:
+    path = write(tmp_path, "symbol,date,close\nAAA,2026-01-02,10\nAAA,2026-01-02,11\n")
+    with pytest.raises(UniverseError) as caught:
+        read_csv_universe(path)
+    assert str(caught.value) == (
+        "mine.csv line 3, column 2 (date): AAA 2026-01-02 is already on line 2"
+    )
+
+
 def test_csv_paths_are_confined_to_the_csv_root(tmp_path: Path) -> None:
     assert resolve_csv_path("a.csv", str(tmp_path)) == (tmp_path / "a.csv").resolve()
     with pytest.raises(ValidationError):
