@@ -94,7 +94,7 @@ class Subscription:
         self.overflowed = False
         self.closed = False
         # The future take() waits on: a plain future and a timer, not asyncio.wait_for
-        # (which makes a task per wait: a fifth of a 2,000-stream fan-out's CPU).
+        # (which makes a task per wait: py-spy put a fifth of a 2,000-stream server's CPU there).
         self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, events: Sequence[StreamEvent]) -> None:

@@ -156,4 +156,3 @@ def test_a_running_process_records_submissions_and_worker_events_through_one_wri
 
     # Each task: its submission, its Started and its Completed, all through this writer.
     assert writer.saved == 3 * len(ids)
-
