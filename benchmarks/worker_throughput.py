@@ -17,10 +17,13 @@ Per backend, each figure on a fresh database and a median of ``--repeat`` runs:
   transaction, and the mean and longest wait of a record for its batch to start (what
   batching adds to an event's latency);
 - ``latency``: one task every 1/``--rate`` s for ``--seconds`` s: submit -> ``task.started``
-  seen by the follower, p50/p99; and cancel -> Cancelled of running tasks.
+  seen by the follower, p50/p99; and cancel -> Cancelled of running tasks;
+- with ``--worker-processes K`` (PostgreSQL): ``split``, the no-op figure again with the
+  workers in K `tasktrail worker` processes of ``--concurrency``'s last value threads each,
+  this process keeping only the clients, its follower and a standby projector.
 
-Everything runs in one process (the embedded layout: follower, projector, worker pool and the
-clients). Prints one JSON line per figure; saves them under benchmarks/results/.
+Everything else runs in one process (the embedded layout: follower, projector, worker pool and
+the clients). Prints one JSON line per figure; saves them under benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -40,8 +45,12 @@ from rebuild_rate import database
 
 from tasktrail import bootstrap, schema
 from tasktrail.engine.handlers import SLEEP_KIND
+from tasktrail.engine.leases import live_workers
 from tasktrail.engine.log import LogEvent
 from tasktrail.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.processes import start_worker, wait_until
 
 RESULTS = Path(__file__).with_name("results")
 PROGRESS_STEPS = 20
@@ -137,7 +146,7 @@ def lifecycle(url: str, tasks: int, concurrency: int, clients: int, steps: int) 
         submitted = time.perf_counter()
         finished = engine.arrivals.wait("task.completed", ids)
         progress_events = engine.arrivals.count("task.progress_updated")
-        writer = engine.container.parts["workers"].writer
+        writer = engine.container.parts["writer"]
     seconds = finished - started
     return {
         "submit_per_s": tasks / (submitted - started),
@@ -147,6 +156,39 @@ def lifecycle(url: str, tasks: int, concurrency: int, clients: int, steps: int) 
         "writer_records_per_batch": writer.saved / max(1, writer.batches),
         "writer_mean_wait_ms": 1000 * writer.waited_seconds / max(1, writer.waited),
         "writer_max_wait_ms": 1000 * writer.max_wait_seconds,
+    }
+
+
+def split(url: str, tasks: int, processes: int, concurrency: int, clients: int) -> dict[str, float]:
+    """``lifecycle``'s no-op figure with the workers in ``processes`` other processes, started
+    (and registered) first, so one of them holds the projector lock."""
+    schema.upgrade(Settings(database_url=url))
+    with tempfile.TemporaryDirectory() as logs:
+        workers = [
+            start_worker(
+                f"worker{n}",
+                url,
+                Path(logs),
+                concurrency=concurrency,
+                settings={"poll_seconds": 0.05},
+            )
+            for n in range(processes)
+        ]
+        try:
+            with Engine(url, 0) as engine:
+                wait_until(
+                    lambda: len(live_workers(engine.container.sql)) >= processes, 30, "workers"
+                )
+                started = time.perf_counter()
+                ids = submit_from_clients(engine, tasks, clients, {"seconds": 0})
+                submitted = time.perf_counter()
+                finished = engine.arrivals.wait("task.completed", ids)
+        finally:
+            for worker in workers:
+                worker.stop(timeout=30)
+    return {
+        "submit_per_s": tasks / (submitted - started),
+        "tasks_per_s": tasks / (finished - started),
     }
 
 
@@ -235,6 +277,23 @@ def measure_backend(backend: str, args: argparse.Namespace) -> list[dict[str, An
     }
     emit("progress", tasks=args.tasks, concurrency=8, clients=args.clients, **progress)
     emit("latency", **fresh(backend, lambda url: latency(url, args.rate, args.seconds)))
+    if args.worker_processes and backend == "postgres":
+        threads = args.concurrency[-1]
+        runs = [
+            fresh(
+                backend,
+                lambda url: split(url, args.tasks, args.worker_processes, threads, args.clients),
+            )
+            for _ in repeat
+        ]
+        emit(
+            "split",
+            tasks=args.tasks,
+            worker_processes=args.worker_processes,
+            concurrency=threads,
+            clients=args.clients,
+            **medians(runs),
+        )
     return figures
 
 
@@ -249,6 +308,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="tasks/s for the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--worker-processes", type=int, default=0, help="also run the workers in K processes"
+    )
     parser.add_argument("--output", default=str(RESULTS / "worker_throughput.json"))
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
