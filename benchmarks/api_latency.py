@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import save
 from rebuild_rate import database
 
 from tasktrail import schema
@@ -38,7 +39,6 @@ from tasktrail.settings import Settings
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.processes import Process, start_serve
 
-RESULTS = Path(__file__).with_name("results")
 TASKS_PER_SAVE = 500
 STRATEGY = {
     "name": "bench",
@@ -169,9 +169,7 @@ def main() -> None:
     results = [run(b, args.tasks, args.requests, depth) for b in backends]
     for result in results:
         print(json.dumps(result))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "api_latency.json"
-    out.write_text(json.dumps(results, indent=2))
+    out = save("api_latency.json", results)
     print(f"saved {out}")
 
 

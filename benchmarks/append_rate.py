@@ -17,10 +17,10 @@ import statistics
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from _common import save
 from rebuild_rate import database
 
 from tasktrail import schema
@@ -30,7 +30,6 @@ from tasktrail.engine.store import TaskStore
 from tasktrail.engine.task import ExecutionTask
 from tasktrail.settings import Settings
 
-RESULTS = Path(__file__).with_name("results")
 THREADS = 8
 
 
@@ -125,8 +124,7 @@ def main() -> None:
         figures = {"backend": backend, "events": args.events, "repeat": args.repeat, **medians}
         print(json.dumps(figures))
         results.append(figures)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "append_rate.json").write_text(json.dumps(results, indent=2))
+    save("append_rate.json", results)
 
 
 if __name__ == "__main__":

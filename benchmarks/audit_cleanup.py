@@ -23,6 +23,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from _common import save
 from rebuild_rate import database
 
 from tasktrail import bootstrap, schema
@@ -30,7 +31,6 @@ from tasktrail.engine.task import ExecutionTask
 from tasktrail.projections.projector import Projector
 from tasktrail.settings import Settings
 
-RESULTS = Path(__file__).with_name("results")
 TASKS_PER_SAVE = 200
 EVENTS_PER_TASK = 6
 REMOVED = re.compile(r"removed (\d+) tasks, (\d+) events in ([\d.]+) s")
@@ -99,9 +99,7 @@ def main() -> None:
     results = [measure(b, args.tasks) for b in backends]
     for result in results:
         print(json.dumps(result))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "audit_cleanup.json"
-    out.write_text(json.dumps(results, indent=2))
+    out = save("audit_cleanup.json", results)
     print(f"saved {out}")
 
 

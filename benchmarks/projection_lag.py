@@ -16,8 +16,8 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 
+from _common import percentile, save
 from rebuild_rate import database
 
 from tasktrail import schema
@@ -31,8 +31,6 @@ from tasktrail.projections.strategy_view import StrategyViewProjection
 from tasktrail.projections.task_view import TaskViewProjection
 from tasktrail.settings import Settings
 
-RESULTS = Path(__file__).with_name("results")
-
 
 class TimedProjector(Projector):
     """The projector, noting when each event's batch committed."""
@@ -45,11 +43,6 @@ class TimedProjector(Projector):
         for event in batch:
             self.applied.setdefault(event.originator_id, now)
         return position
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def measure(backend: str, rate: float, seconds: float) -> dict[str, object]:
@@ -106,9 +99,7 @@ def main() -> None:
     results = [measure(b, args.rate, args.seconds) for b in backends]
     for result in results:
         print(json.dumps(result))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "projection_lag.json"
-    out.write_text(json.dumps(results, indent=2))
+    out = save("projection_lag.json", results)
     print(f"saved {out}")
 
 

@@ -16,9 +16,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
+from _common import save
 from psycopg import sql as pgsql
 
 from tasktrail import schema
@@ -31,7 +31,6 @@ from tasktrail.projections.task_view import TaskViewProjection
 from tasktrail.settings import Settings
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-RESULTS = Path(__file__).with_name("results")
 EVENTS_PER_TASK = 10  # created, started, 7 progress, completed
 TASKS_PER_SAVE = 200
 
@@ -117,9 +116,7 @@ def main() -> None:
     results = [measure(b, args.events, args.batch_size) for b in backends]
     for result in results:
         print(json.dumps(result))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"rebuild_rate_{args.events}.json"
-    out.write_text(json.dumps(results, indent=2))
+    out = save(f"rebuild_rate_{args.events}.json", results)
     print(f"saved {out}")
 
 

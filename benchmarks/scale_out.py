@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from _common import percentile, save
 from append_rate import raw_rate
 from rebuild_rate import database
 
@@ -36,7 +37,6 @@ from support.processes import Fleet, start_serve, start_worker, wait_until
 from tasktrail.engine.store import EVENTS_TABLE
 from tasktrail.settings import Settings
 
-RESULTS = Path(__file__).with_name("results")
 CLIENTS = 8
 THREADS = 4
 SUBMISSION = {"kind": "tasktrail.sleep", "parameters": {"seconds": 0}}
@@ -47,11 +47,6 @@ def cpu_ticks() -> tuple[int, int]:
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     return sum(fields) - idle, sum(fields)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def one_run(url: str, workers: int, runs: int) -> dict[str, float]:
@@ -147,8 +142,7 @@ def main() -> None:
             json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()})
         )
         results.append(figures)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "scale_out.json").write_text(json.dumps(results, indent=2))
+    save("scale_out.json", results)
 
 
 if __name__ == "__main__":

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import save
 from rebuild_rate import database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.processes import Process, start_serve
 
-RESULTS = Path(__file__).with_name("results")
 TIMESTAMP = re.compile(rb'"timestamp":"([^"]+)"')
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SUBMISSION = {"kind": "tasktrail.sleep", "parameters": {"seconds": 0}}
@@ -293,9 +293,7 @@ def main() -> None:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     rows = [run(b, n, args.rate, seconds) for b in backends for n in args.streams]
     print_table(rows)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "sse_fanout.json"
-    out.write_text(json.dumps(rows, indent=2))
+    out = save("sse_fanout.json", rows)
     print(f"saved {out}")
 
 

@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import save
 from httpx_sse import connect_sse
 from rebuild_rate import database
-
-RESULTS = Path(__file__).with_name("results")
 
 
 def free_port() -> int:
@@ -119,8 +118,7 @@ def main() -> None:
             }
         print(json.dumps(figures))
         results.append(figures)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sse_latency.json").write_text(json.dumps(results, indent=2))
+    save("sse_latency.json", results)
 
 
 if __name__ == "__main__":

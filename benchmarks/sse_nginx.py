@@ -22,18 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import percentile, save
 from httpx_sse import connect_sse
 from rebuild_rate import database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.processes import Fleet, start_nginx, start_serve
-
-RESULTS = Path(__file__).with_name("results")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Listener(threading.Thread):
@@ -120,8 +114,7 @@ def main() -> None:
                 figures.update(measure(url, args.rate, args.seconds))
             print(json.dumps(figures))
             results.append(figures)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sse_nginx.json").write_text(json.dumps(results, indent=2))
+    save("sse_nginx.json", results)
 
 
 if __name__ == "__main__":

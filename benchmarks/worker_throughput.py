@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from _common import RESULTS, percentile
 from append_rate import raw_rate
 from rebuild_rate import database
 
@@ -52,7 +53,6 @@ from tasktrail.settings import Settings
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.processes import start_worker, wait_until
 
-RESULTS = Path(__file__).with_name("results")
 PROGRESS_STEPS = 20
 WAIT_SECONDS = 300.0
 
@@ -225,11 +225,6 @@ def latency(url: str, rate: float, seconds: float) -> dict[str, Any]:
             "max": round(1000 * max(to_cancel), 1),
         },
     }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def medians(runs: list[dict[str, float]]) -> dict[str, float]:
