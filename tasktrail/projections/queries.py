@@ -134,7 +134,10 @@ def list_tasks(
             moment, last_id = decode_cursor(cursor)
             moment = naive_for(connection, moment)
             query = query.where(
-                sa.or_(c.submitted_at < moment, sa.and_(c.submitted_at == moment, c.id < last_id))
+                # A row-value comparison, which both databases seek in the (filter,
+                # submitted_at, id) index; the equivalent OR of two conditions made a page
+                # 50,000 tasks deep 3-4x slower (benchmarks/api_latency.py).
+                sa.tuple_(c.submitted_at, c.id) < sa.tuple_(moment, last_id)
             )
         position = view_position(connection)
         rows = connection.execute(query).mappings().all()
