@@ -11,14 +11,21 @@ order but with fewer statements; the projector uses it when present.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from tasktrail.engine.log import LogEvent
 
 # All read-side tables, for Alembic's comparison test and for rebuilds.
 metadata = sa.MetaData()
+
+
+def upsert_into(connection: sa.Connection, table: sa.Table) -> Any:
+    """An INSERT into ``table`` that offers ``on_conflict_do_*`` on both backends."""
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    return insert(table)
 
 
 class Projection(Protocol):

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from tasktrail.projections.base import metadata
+from tasktrail.projections.base import metadata, upsert_into
 
 projection_positions = sa.Table(
     "projection_positions",
@@ -27,9 +26,7 @@ def ensure(connection: sa.Connection, names: Iterable[str]) -> None:
     rows = [{"name": name, "position": 0} for name in names]
     if not rows:
         return
-    dialect = connection.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    connection.execute(insert(projection_positions).values(rows).on_conflict_do_nothing())
+    connection.execute(upsert_into(connection, projection_positions).on_conflict_do_nothing(), rows)
 
 
 def lock(connection: sa.Connection, names: Iterable[str]) -> dict[str, int]:

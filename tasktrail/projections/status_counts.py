@@ -12,9 +12,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from tasktrail.projections.base import metadata
+from tasktrail.projections.base import metadata, upsert_into
 
 NAME = "task_status_counts"
 
@@ -43,13 +42,12 @@ def add(connection: sa.Connection, table: sa.Table, deltas: Mapping[str, int]) -
     rows = [{"status": s, "n": n} for s, n in sorted(deltas.items()) if n != 0]
     if not rows:
         return
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(table).values(rows)
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.status], set_={"n": table.c.n + statement.excluded.n}
-        )
+    # One cached statement run for each row (a multi-row VALUES is compiled anew each time).
+    statement = upsert_into(connection, table)
+    upsert = statement.on_conflict_do_update(
+        index_elements=[table.c.status], set_={"n": table.c.n + statement.excluded.n}
     )
+    connection.execute(upsert, rows)
 
 
 def moves(before: Mapping[str, str], after: Mapping[str, str]) -> Counter[str]:
