@@ -5,7 +5,6 @@ writer."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError
 from support.locks import log_locked
+from support.processes import wait_until
 
 from tasktrail.engine.group_commit import GroupCommitWriter
 from tasktrail.engine.handlers import SLEEP_KIND
@@ -52,17 +52,14 @@ def queued_behind_lock(
     once the lock is gone."""
     with ThreadPoolExecutor(len(records)) as pool, log_locked(settings):
         futures = [pool.submit(records[0])]
-        wait_until(lambda: writer.in_flight == 1)
+        writer_at(lambda: writer.in_flight == 1)
         futures += [pool.submit(record) for record in records[1:]]
-        wait_until(lambda: writer.queued == len(records) - 1)
+        writer_at(lambda: writer.queued == len(records) - 1)
     return futures
 
 
-def wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, "the writer never got there"
-        time.sleep(0.005)
+def writer_at(condition: Callable[[], bool]) -> None:
+    wait_until(condition, 10, "the writer's queue", interval=0.005)
 
 
 def test_callers_waiting_together_share_one_transaction(
@@ -127,9 +124,9 @@ def test_a_stopped_writer_records_what_was_queued_and_then_records_directly(
     with ThreadPoolExecutor(5) as pool:
         with log_locked(settings):
             futures = [pool.submit(writer.save, tasks[0])]
-            wait_until(lambda: writer.in_flight == 1)
+            writer_at(lambda: writer.in_flight == 1)
             futures += [pool.submit(writer.save, task) for task in tasks[1:]]
-            wait_until(lambda: writer.queued == 3)
+            writer_at(lambda: writer.queued == 3)
             stopping = pool.submit(writer.stop)
         stopping.result()
     for future in futures:
