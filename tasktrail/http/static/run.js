@@ -33,11 +33,14 @@ export class RunView {
   /** Load the task and its history; resolves to the position the page reflects. */
   async load() {
     const [task, history] = await Promise.all([get(`/api/tasks/${this.taskId}`), get(`/api/tasks/${this.taskId}/events`)]);
-    this.position = task.position ?? 0;
     this.task = task;
     this.timeline.set(history);
-    // The log can be ahead of the projection that answered GET /api/tasks/{id}.
+    // The log can be ahead of the projection that answered GET /api/tasks/{id}, or behind it
+    // (the two requests are answered at different moments): follow from the older of the two,
+    // so no event falls between them; the timeline skips the ones it already holds.
     const newest = history.events?.[history.events.length - 1];
+    const historyAt = newest?.position == null ? Infinity : Number(newest.position);
+    this.position = Math.min(task.position ?? 0, historyAt);
     if (newest?.state && Number(newest.version) > Number(task.version)) this.task = { ...task, ...newest.state };
     this.render();
     this.heading.focus({ preventScroll: true });
