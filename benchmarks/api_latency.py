@@ -106,9 +106,11 @@ def summary(latencies: list[float]) -> dict[str, float]:
     }
 
 
-def deep_cursor(client: httpx.Client, depth: int) -> tuple[str, int]:
-    """The next_cursor after walking ``depth`` tasks with 500-row pages, and how deep it is."""
-    cursor, walked = None, 0
+def deep_cursor(client: httpx.Client, depth: int) -> tuple[str | None, int]:
+    """The next_cursor after walking ``depth`` tasks with 500-row pages, and how deep it is
+    (None, the first page, when ``depth`` is 0)."""
+    cursor: str | None = None
+    walked = 0
     while walked < depth:
         params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
         page = client.get("/api/tasks", params=params).json()

@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -256,7 +257,14 @@ def measure_backend(backend: str, args: argparse.Namespace) -> list[dict[str, An
     for concurrency in args.concurrency:
         runs = [
             fresh(
-                backend, lambda url, c=concurrency: lifecycle(url, args.tasks, c, args.clients, 0)
+                backend,
+                partial(
+                    lifecycle,
+                    tasks=args.tasks,
+                    concurrency=concurrency,
+                    clients=args.clients,
+                    steps=0,
+                ),
             )
             for _ in repeat
         ]

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from test_cli_basics import run
 
 from tasktrail import bootstrap, schema
 from tasktrail.engine import retention
+from tasktrail.engine.task import ExecutionTask
 from tasktrail.projections.projector import Projector
 from tasktrail.settings import Settings
 
@@ -65,7 +67,10 @@ def archive(sqlite_url: str, tmp_path: Path) -> tuple[uuid.UUID, Path]:
         task = service.start_execution("tasktrail.sleep", {"seconds": 0, "steps": 2})
         service.decide(task.id, lambda t: t.start("worker-1"))
         for step in (1, 2):
-            service.decide(task.id, lambda t, step=step: t.update_progress(step, 2, "sleeping"))
+            service.decide(
+                task.id,
+                partial(ExecutionTask.update_progress, current=step, total=2, phase="sleeping"),
+            )
         service.decide(task.id, lambda t: t.complete({"matched": 0, "scanned": 2}))
         path, _ = retention.write_archive(container.store, tmp_path / "archives", [task.id])
     finally:

@@ -110,17 +110,21 @@ def number(condition: object) -> float:
     return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
-def with_catalog_metrics(case: schemathesis.Case) -> bool:
+def with_catalog_metrics(case: schemathesis.Case[Any]) -> bool:
     """Point a generated strategy's conditions and sort at a real metric, so its other fields
     reach the store instead of stopping at "unknown metric"; True when the body was changed."""
     body = case.body
-    if not isinstance(body, dict) or not isinstance(body.get("conditions"), list):
+    if not isinstance(body, dict):
+        return False
+    conditions = body.get("conditions")
+    if not isinstance(conditions, list):
         return False
     body["conditions"] = [
-        {"metric": "close", "operator": ">", "value": number(c)} for c in body["conditions"]
+        {"metric": "close", "operator": ">", "value": number(c)} for c in conditions
     ]
-    if isinstance(body.get("sort"), dict):
-        body["sort"]["metric"] = "close"
+    sort = body.get("sort")
+    if isinstance(sort, dict):
+        sort["metric"] = "close"
     body["universe"] = {"provider": "sample"}
     return True
 
@@ -134,7 +138,9 @@ def test_every_operation_answers_as_documented(
     documented = api_schema[operation.path][operation.method]
     key = (operation.method, operation.path)
     positive = mode is GenerationMode.POSITIVE
-    excluded = [positive_data_acceptance] if key in STATEFUL_VALIDITY else []
+    excluded: list[schemathesis.CheckFunction] = (
+        [positive_data_acceptance] if key in STATEFUL_VALIDITY else []
+    )
 
     @given(case=cases(documented, mode, known_ids), real_metrics=st.booleans())
     @settings(
@@ -143,7 +149,7 @@ def test_every_operation_answers_as_documented(
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         database=None,
     )
-    def call(case: schemathesis.Case, real_metrics: bool) -> None:
+    def call(case: schemathesis.Case[Any], real_metrics: bool) -> None:
         checks = excluded
         if real_metrics and positive and key == CREATE_STRATEGY and with_catalog_metrics(case):
             checks = []  # the body is valid in every respect now: it must be accepted

@@ -17,13 +17,13 @@ def log_locked(settings: Settings) -> Iterator[None]:
     """Hold the event log's write lock from another connection, so the writer's next
     transaction waits and whatever is handed over meanwhile queues up behind it."""
     if settings.is_sqlite:
-        connection = sqlite3.connect(settings.sqlite_path, isolation_level=None)
-        connection.execute("BEGIN IMMEDIATE")
+        lite = sqlite3.connect(settings.sqlite_path, isolation_level=None)
+        lite.execute("BEGIN IMMEDIATE")
         try:
             yield
         finally:
-            connection.execute("ROLLBACK")
-            connection.close()
+            lite.execute("ROLLBACK")
+            lite.close()
         return
     with psycopg.connect(settings.database_url) as connection:
         connection.execute(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE")

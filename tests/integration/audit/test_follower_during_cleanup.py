@@ -41,7 +41,7 @@ class Recording:
 
 
 def write_ended_tasks(store: TaskStore, count: int) -> list[uuid.UUID]:
-    ids = []
+    ids: list[uuid.UUID] = []
     for start in range(0, count, 50):
         tasks = [ExecutionTask.submit(uuid.uuid4(), "tasktrail.sleep", {}) for _ in range(50)]
         for task in tasks:

@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 
 from tasktrail import bootstrap
 from tasktrail.engine.database import create_sql_engine
+from tasktrail.engine.task import ExecutionTask
 from tasktrail.projections.projector import Projector
 from tasktrail.settings import Settings
 
@@ -45,7 +47,9 @@ def run(settings: Settings) -> Run:
     task = service.start_execution("tasktrail.sleep", {"seconds": 0, "steps": 3})
     service.decide(task.id, lambda t: t.start("worker-7"))
     for i in (1, 2, 3):
-        service.decide(task.id, lambda t, i=i: t.update_progress(i, 3, "sleeping"))
+        service.decide(
+            task.id, partial(ExecutionTask.update_progress, current=i, total=3, phase="sleeping")
+        )
     service.decide(task.id, lambda t: t.complete({"matched": 1, "scanned": 3}))
     Projector(container.sql, bootstrap.read_side_projections()).catch_up(container.store)
     container.close()

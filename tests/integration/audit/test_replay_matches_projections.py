@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from integration.projections.projection_histories import (
+from projection_histories import (
     COMMANDS,
     KIND,
     parameters_for,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pytest
@@ -66,9 +67,7 @@ def test_callers_waiting_together_share_one_transaction(
     settings: Settings, service: ExecutionService, writer: GroupCommitWriter
 ) -> None:
     tasks = [started(service) for _ in range(CALLERS)]
-    futures = queued_behind_lock(
-        settings, writer, [lambda t=task: writer.save(t) for task in tasks]
-    )
+    futures = queued_behind_lock(settings, writer, [partial(writer.save, task) for task in tasks])
 
     for future in futures:
         future.result()
@@ -102,9 +101,7 @@ def test_a_conflicting_task_fails_alone_and_leaves_nothing_of_itself(
     # clashes on version 2.
     service.cancel_task(stale.id)
 
-    futures = queued_behind_lock(
-        settings, writer, [lambda t=task: writer.save(t) for task in tasks]
-    )
+    futures = queued_behind_lock(settings, writer, [partial(writer.save, task) for task in tasks])
 
     outcomes: list[Any] = [future.exception() for future in futures]
     assert isinstance(outcomes[CALLERS // 2], IntegrityError)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
+from typing import cast
 
 import pytest
 
 from tasktrail.engine.history import history_with_states
 from tasktrail.engine.service import CancelOutcome, ExecutionService, TaskNotFoundError
 from tasktrail.engine.store import TaskStore
-from tasktrail.engine.task import InvalidTaskStateError, TaskStatus
+from tasktrail.engine.task import ExecutionTask, InvalidTaskStateError, TaskStatus
 from tasktrail.errors import ConflictError, ValidationError
 from tasktrail.settings import Settings
 
@@ -94,12 +96,14 @@ def test_state_at_every_version_matches_the_history(service: ExecutionService) -
     task = service.start_execution("test.kind", {})
     service.decide(task.id, lambda t: t.start("w1"))
     for i in range(1, 4):
-        service.decide(task.id, lambda t, i=i: t.update_progress(i, 3, "fetching"))
+        service.decide(
+            task.id, partial(ExecutionTask.update_progress, current=i, total=3, phase="fetching")
+        )
     service.decide(task.id, lambda t: t.complete({"matched": 2, "scanned": 3}))
     steps = history_with_states(service, task.id)
     assert [s.version for s in steps] == list(range(1, 7))
     positions = [s.position for s in steps]
-    assert positions == sorted(positions)
+    assert positions == sorted(cast("list[int]", positions))  # every stored event has one
     for step in steps:
         at = service.state_at(task.id, step.version)
         assert at.version == step.version

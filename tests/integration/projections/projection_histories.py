@@ -71,7 +71,7 @@ def write_random_tasks(store: TaskStore, count: int, seed: int) -> list[uuid.UUI
     """``count`` tasks with random histories, several tasks saved per call for speed."""
     rng = random.Random(seed)
     service = service_for(store)
-    ids = []
+    ids: list[uuid.UUID] = []
     for start in range(0, count, 10):
         tasks = [
             ExecutionTask.submit(uuid.uuid4(), KIND, parameters_for(start + i))

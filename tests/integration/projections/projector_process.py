@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 from projection_histories import projections
@@ -27,7 +27,7 @@ class Counting:
     table = sa.Table(
         "counting_test", sa.MetaData(), sa.Column("position", sa.BigInteger, nullable=False)
     )
-    tables = (table,)
+    tables: Sequence[sa.Table] = (table,)
 
     def apply(
         self, connection: sa.Connection, tables: Mapping[str, sa.Table], event: LogEvent

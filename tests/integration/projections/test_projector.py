@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -70,7 +70,7 @@ class Counting:
     table = sa.Table(
         "counting_test", sa.MetaData(), sa.Column("position", sa.BigInteger, nullable=False)
     )
-    tables = (table,)
+    tables: Sequence[sa.Table] = (table,)
 
     def apply(
         self, connection: sa.Connection, tables: Mapping[str, sa.Table], event: LogEvent

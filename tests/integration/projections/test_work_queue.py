@@ -35,7 +35,7 @@ def project(sql: sa.Engine, table: sa.Table, store: TaskStore, *, batched: bool)
 
 def waiting_tasks(store: TaskStore, ids: list[Any]) -> set[str]:
     """The tasks still PENDING, folded from their events by the write side."""
-    tasks = [store.repository.get(task_id) for task_id in ids]
+    tasks: list[object] = [store.repository.get(task_id) for task_id in ids]
     return {
         str(t.id) for t in tasks if isinstance(t, ExecutionTask) and t.status is TaskStatus.PENDING
     }

@@ -49,11 +49,11 @@ def test_a_strategy_run_goes_through_both_phases_to_the_expected_result(
     assert ended.status is TaskStatus.COMPLETED, ended.error
     history = process.container.service.history(task.id)
     progress = [e for e in history if type(e).TOPIC == "task.progress_updated"]
-    phases = [e.phase for e in progress]  # type: ignore[attr-defined]
+    phases = [e.phase for e in progress]
     assert "fetching" in phases
     assert "filtering" in phases
     assert phases.index("filtering") > max(i for i, p in enumerate(phases) if p == "fetching")
-    assert all(e.current <= e.total for e in progress)  # type: ignore[attr-defined]
+    assert all(e.current <= e.total for e in progress)
     expected = expected_matches()
     result = ended.result
     assert result is not None
