@@ -129,6 +129,9 @@ class Projector:
         """
         if self.lock is not None:
             self.lock.held()
+        return self._stored_position()
+
+    def _stored_position(self) -> int:
         with self.sql.begin() as connection:
             stored = positions.lock(connection, [t.position_name for t in self.targets])
         self._position = min(stored.values(), default=0)
@@ -156,9 +159,11 @@ class Projector:
     def catch_up(self, store: TaskStore, *, batch_size: int = DEFAULT_BATCH_SIZE) -> int:
         """Apply everything in the log now, without a follower and whether or not this
         projector holds the lock (the position rows keep it exactly-once); returns events
-        handed over."""
+        handed over. It does not try the lock either: a one-off catch-up (a test, a tool)
+        that took it would keep the process's live projector standing by, and hold a
+        connection, until it was released."""
         handed = 0
-        after = self.position()
+        after = self._stored_position()
         while True:
             batch = read_log(store, after=after, limit=batch_size)
             if not batch:

@@ -174,3 +174,21 @@ def viewed_status(sql: sa.Engine, task_id: object) -> str | None:
             sa.text("SELECT status FROM task_view WHERE id = :id"), {"id": str(task_id)}
         ).first()
     return None if row is None else str(row[0])
+
+
+def test_a_catch_up_applies_without_taking_the_lock(
+    store: TaskStore, sql: sa.Engine, other_sql: sa.Engine
+) -> None:
+    service = ExecutionService(store, lambda: [SLEEP_KIND])
+    service.start_execution(SLEEP_KIND, {"seconds": 0})
+    one_off = Projector(sql, projections(), lock_check_seconds=0)
+
+    assert one_off.catch_up(store) > 0
+    assert view_position(sql) == store.head()
+    assert holder(sql, PROJECTOR_LOCK_KEY) is None
+    # So the live projector of another process takes it at once.
+    live = Projector(other_sql, projections(), lock_check_seconds=0)
+    try:
+        assert live.active
+    finally:
+        live.release()
