@@ -107,8 +107,9 @@ def quiet_collector() -> None:
     What is alive at start-up (modules, SQLAlchemy's compiled caches, the container) is
     moved out of the collector's sight (``gc.freeze``), so a full collection walks only what
     was made since; and collections are rarer. Each pause stopped every thread of the
-    process at once: it was the longest wait of a record for the group-commit writer
-    (50-70 ms, ~20 ms without; docs/benchmarks.md). Reference counting still frees what
+    process at once: it was the longest stall of the event loop at 2,000 SSE streams (p99
+    ~210 -> 75-115 ms) and the longest wait of a record for the group-commit writer (36-57
+    -> mostly 12-23 ms; docs/benchmarks.md). Reference counting still frees what
     goes out of use; only cycles among frozen objects would stay, and those are start-up
     objects that live as long as the process.
     """
