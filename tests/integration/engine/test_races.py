@@ -26,6 +26,8 @@ RACER = textwrap.dedent(
     url, action, ids = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
     store = TaskStore(Settings(database_url=url))
     service = ExecutionService(store, lambda: ["test.kind"])
+    print("ready", flush=True)
+    sys.stdin.readline()  # "go": both racers begin together, whatever their start-up took
     won = 0
     for raw in ids:
         task_id = uuid.UUID(raw)
@@ -46,6 +48,29 @@ RACER = textwrap.dedent(
 )
 
 
+def start_racers(url: str, orders: dict[str, list[str]]) -> list[subprocess.Popen[str]]:
+    """One racer process per action, each released once every one is set up (an interpreter
+    starts in a variable time: without the gate one racer could finish before the other
+    began, and there would be no race)."""
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, url, action, ",".join(order)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for action, order in orders.items()
+    ]
+    for racer in racers:
+        assert racer.stdout is not None
+        assert racer.stdout.readline().strip() == "ready"
+    for racer in racers:
+        assert racer.stdin is not None
+        racer.stdin.write("go\n")
+        racer.stdin.flush()
+    return racers
+
+
 def test_a_completion_racing_a_cancel_in_another_process_leaves_one_terminal_event(
     settings: Settings,
 ) -> None:
@@ -57,14 +82,7 @@ def test_a_completion_racing_a_cancel_in_another_process_leaves_one_terminal_eve
         service.decide(task.id, lambda t: t.start("w1"))
         ids.append(str(task.id))
     orders = {"complete": ids, "cancel": ids[::-1]}  # from opposite ends, as below
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-c", RACER, settings.database_url, action, ",".join(order)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for action, order in orders.items()
-    ]
+    racers = start_racers(settings.database_url, orders)
     wins = [int(r.communicate(timeout=120)[0].strip()) for r in racers]
     print(f"complete won {wins[0]}, cancel won {wins[1]} of {TASKS}")
     assert sum(wins) == TASKS
@@ -90,14 +108,7 @@ def test_a_start_racing_a_cancel_of_pending_tasks_in_another_process_never_does_
     # The two go through the tasks from opposite ends and cross in the middle: each side
     # wins some tasks outright and both touch the ones around the crossing at the same time.
     orders = {"start": ids, "request_cancel": ids[::-1]}
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-c", RACER, settings.database_url, action, ",".join(order)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for action, order in orders.items()
-    ]
+    racers = start_racers(settings.database_url, orders)
     for racer in racers:
         racer.communicate(timeout=180)
         assert racer.returncode == 0
