@@ -17,7 +17,13 @@ from tasktrail import schema
 from tasktrail.engine.database import create_sql_engine
 from tasktrail.engine.group_commit import GroupCommitWriter
 from tasktrail.engine.handlers import HandlerRegistry, register_builtin_kinds
-from tasktrail.engine.leases import Lease, Reaper, fail_orphans_at_start_up, new_worker_id
+from tasktrail.engine.leases import (
+    Lease,
+    Reaper,
+    fail_orphans_at_start_up,
+    new_worker_id,
+    running_from_task_view,
+)
 from tasktrail.engine.outbox import Follower
 from tasktrail.engine.service import ExecutionService
 from tasktrail.engine.store import TaskStore
@@ -194,6 +200,7 @@ def build_worker_pool(
         writer=container.parts["writer"],
         lease=lease,
         cancel_lookup=CancelLookup(container.sql, sqlite=settings.is_sqlite),
+        running=running_from_task_view(container.sql),
     )
     if follower is not None:
         follower.add_consumer(WorkerSignals(pool, container.store.head))

@@ -41,7 +41,7 @@ from tasktrail.engine.handlers import (
     TaskLost,
     TaskTimedOut,
 )
-from tasktrail.engine.leases import Lease, new_worker_id
+from tasktrail.engine.leases import WORKER_LOST, Lease, RunningTasks, new_worker_id
 from tasktrail.engine.log import LogEvent
 from tasktrail.engine.queue import WorkQueue
 from tasktrail.engine.service import ExecutionService, TaskNotFoundError
@@ -158,6 +158,7 @@ class WorkerPool:
         writer: GroupCommitWriter | None = None,
         lease: Lease | None = None,
         cancel_lookup: Callable[[UUID], bool] | None = None,
+        running: RunningTasks | None = None,
     ) -> None:
         self.service = service
         self.registry = registry
@@ -170,6 +171,13 @@ class WorkerPool:
         self.writer = writer or GroupCommitWriter(service.store)
         self.lease = lease
         self.cancel_lookup = cancel_lookup
+        self.running = running
+        # Tasks from their claim until their run ends here: a RUNNING task of this worker
+        # that is not among them has no thread running it (see _sweep_lost_runs).
+        self._in_hand: set[UUID] = set()
+        self._in_hand_lock = threading.Lock()
+        self._suspects: set[UUID] = set()
+        self._next_sweep = 0.0
         self._cancels: set[UUID] = set()
         self._cancels_lock = threading.Lock()
         self._work: queues.Queue[UUID] = queues.Queue()
@@ -229,6 +237,8 @@ class WorkerPool:
             self._release(task_id)
             with self._busy_lock:
                 self._busy -= 1
+            with self._in_hand_lock:
+                self._in_hand.discard(task_id)
 
     def wake(self) -> None:
         """Something was queued: claim now instead of at the next poll."""
@@ -250,6 +260,9 @@ class WorkerPool:
         failures = 0
         while not self._stopping.is_set():
             self._expire_overdue()
+            if self.running is not None and time.monotonic() >= self._next_sweep:
+                self._next_sweep = time.monotonic() + self.settings.lease_seconds / 3
+                self._sweep_lost_runs()
             free = self._claimable()
             claimed: Sequence[UUID] = ()
             if free > 0:
@@ -264,6 +277,8 @@ class WorkerPool:
             for task_id in claimed:
                 with self._busy_lock:
                     self._busy += 1
+                with self._in_hand_lock:
+                    self._in_hand.add(task_id)
                 self._work.put(task_id)
             if not claimed:
                 self._wake.wait(self._idle_wait())
@@ -303,6 +318,46 @@ class WorkerPool:
                 run.expired = False  # try again at the next turn
                 log.warning("could not fail overdue task %s: %s", run.task.id, error)
 
+    def _sweep_lost_runs(self) -> None:
+        """Fail the tasks recorded RUNNING on this worker that no thread here runs.
+
+        The safety net under every path where a run ends without its terminal event (a
+        start or an end whose recording gave up while the database was away): the reaper
+        spares them, as this worker's lease is alive. A task must look so on two sweeps in
+        a row, a lease third apart, so one whose run just began or just ended (the task view
+        behind the log) is left alone; the decision is taken on the task itself.
+        """
+        assert self.running is not None
+        try:
+            rows = self.running()
+        except Exception as error:
+            log.warning("looking for lost runs failed: %s", error)
+            return
+        with self._in_hand_lock:
+            in_hand = set(self._in_hand)
+        suspects = {t for t, worker in rows if worker == self.worker_id and t not in in_hand}
+        confirmed, self._suspects = suspects & self._suspects, suspects
+        for task_id in confirmed:
+            try:
+                if self.service.decide(task_id, self._lost_run_command):
+                    log.error("task %s failed: worker %s lost its run", task_id, self.worker_id)
+            except Exception as error:
+                log.warning("could not fail lost run %s: %s", task_id, error)
+
+    def _lost_run_command(self, task: ExecutionTask) -> bool:
+        if task.status is not TaskStatus.RUNNING or task.worker_id != self.worker_id:
+            return False
+        with self._in_hand_lock:
+            if task.id in self._in_hand:
+                return False
+        task.fail(
+            "RunLost",
+            f"worker {self.worker_id} recorded the start of this run but is not running it",
+            retryable=True,
+            reason=WORKER_LOST,
+        )
+        return True
+
     def _timed_out_command(self, run: _Run) -> Callable[[ExecutionTask], bool]:
         """Fail the task if it is still this run (RUNNING here, in the same attempt)."""
         attempt = run.task.attempt
@@ -330,6 +385,8 @@ class WorkerPool:
             finally:
                 with self._busy_lock:
                     self._busy -= 1
+                with self._in_hand_lock:
+                    self._in_hand.discard(task_id)
                 with self._cancels_lock:
                     self._cancels.discard(task_id)
                 self._wake.set()
@@ -368,20 +425,57 @@ class WorkerPool:
                 self._runs.pop(task.id, None)
 
     def _start(self, task_id: UUID) -> ExecutionTask | None:
-        for _ in range(MAX_START_ATTEMPTS):
+        """Record Started for ``task_id`` if it still waits; the task, or None if not ours.
+
+        A failed save is not taken at its word: a commit whose answer was lost (the database
+        restarted, the connection broke) raised an error, or, retried, a conflict with its
+        own event. So after either the task is read again, and a RUNNING task of this worker
+        in the attempt just tried is ours to run. Left unrun, it would stay RUNNING under a
+        live lease that the reaper never questions.
+        """
+        tried: int | None = None  # the attempt number of the Started last sent
+        conflicts = failures = 0
+        give_up = time.monotonic() + TERMINAL_RETRY_SECONDS
+        while conflicts < MAX_START_ATTEMPTS:
             try:
                 task = self.service.get_task(task_id)
             except TaskNotFoundError:
                 return None
+            except Exception as error:
+                failures += 1
+                if tried is None or time.monotonic() > give_up:
+                    raise  # nothing sent yet (or for too long): the claim expires by itself
+                log.warning("reading %s after its start failed (%s); retrying", task_id, error)
+                time.sleep(backoff(failures))
+                continue
+            if tried is not None and self._is_our_run(task, tried):
+                log.info("task %s: its Started was recorded though the save failed", task_id)
+                return task
             if task.status is not TaskStatus.PENDING or task.cancel_requested:
                 return None
             task.start(self.worker_id)
+            tried = task.attempt
             try:
                 self.writer.record(task.collect_events())
             except IntegrityError:
-                continue  # someone else changed it first: look again
+                conflicts += 1  # someone else changed it first (or ours went in): look again
+                continue
+            except Exception as error:
+                failures += 1
+                if time.monotonic() > give_up:
+                    raise
+                log.warning("recording the start of %s failed (%s); retrying", task_id, error)
+                time.sleep(backoff(failures))
+                continue
             return task
         return None
+
+    def _is_our_run(self, task: ExecutionTask, attempt: int) -> bool:
+        return (
+            task.status is TaskStatus.RUNNING
+            and task.worker_id == self.worker_id
+            and task.attempt == attempt
+        )
 
     def _release(self, task_id: UUID) -> None:
         try:
