@@ -18,6 +18,7 @@ from psycopg import sql
 from support.processes import (
     Fleet,
     Process,
+    ProcessError,
     nginx_available,
     start_nginx,
     start_serve,
@@ -230,8 +231,21 @@ def wait_until_settled(client: httpx.Client, url: str, runs: int, timeout: float
         ended = sum(int(found.get(status, 0)) for status in STATUS_AFTER.values())
         return ended >= runs and not found.get("RUNNING") and not found.get("PENDING")
 
-    wait_until(settled, timeout, f"{runs} runs to end", interval=0.5)
+    try:
+        wait_until(settled, timeout, f"{runs} runs to end", interval=0.5)
+    except ProcessError as error:
+        raise ProcessError(f"{error}; {unsettled(client, url)}") from None
     return time.monotonic() - started
+
+
+def unsettled(client: httpx.Client, url: str) -> str:
+    """What a failed wait saw: the counts, and each PENDING or RUNNING task's events."""
+    found = [f"counts {counts(client, url)}"]
+    for status in ("PENDING", "RUNNING"):
+        for task in get_json(client, f"{url}/api/tasks?status={status}&limit=5")["items"]:
+            events = [(e["type"], e["data"]) for e in events_of(client, url, task["id"])]
+            found.append(f"{status} {task['id']} worker {task.get('worker_id')}: {events}")
+    return "; ".join(found)
 
 
 def lifecycle_problems(
