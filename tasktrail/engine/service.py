@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, project_aggregate
 from eventsourcing.persistence import IntegrityError
 
 from tasktrail.engine.group_commit import GroupCommitWriter
@@ -133,6 +133,16 @@ class ExecutionService:
         if task is None:
             raise TaskNotFoundError(task_id)
         return task
+
+    def get_tasks(self, task_ids: Sequence[UUID]) -> dict[UUID, ExecutionTask]:
+        """Several tasks, read in one query; ids of no task are left out."""
+        found: dict[UUID, ExecutionTask] = {}
+        for task_id, stored in self.store.stored_events_of(task_ids).items():
+            events = [self.store.mapper.to_domain_event(event) for event in stored]
+            task = project_aggregate(None, events)
+            if isinstance(task, ExecutionTask):
+                found[task_id] = task
+        return found
 
     def state_at(self, task_id: UUID, version: int) -> ExecutionTask:
         """The task as it was right after its event number ``version``."""

@@ -180,7 +180,8 @@ class WorkerPool:
         self._next_sweep = 0.0
         self._cancels: set[UUID] = set()
         self._cancels_lock = threading.Lock()
-        self._work: queues.Queue[UUID] = queues.Queue()
+        # Claimed tasks for the worker threads, each with the task as read after its claim.
+        self._work: queues.Queue[tuple[UUID, ExecutionTask | None]] = queues.Queue()
         self._runs: dict[UUID, _Run] = {}
         self._runs_lock = threading.Lock()
         self._busy = 0
@@ -231,7 +232,7 @@ class WorkerPool:
         """Give back the tasks claimed but not started, so another worker takes them now."""
         while True:
             try:
-                task_id = self._work.get_nowait()
+                task_id, _ = self._work.get_nowait()
             except queues.Empty:
                 return
             self._release(task_id)
@@ -274,15 +275,29 @@ class WorkerPool:
                     log.warning("claiming failed (%s); retrying", error)
                     self._stopping.wait(backoff(failures))
                     continue
+            loaded = self._load(claimed)
             for task_id in claimed:
                 with self._busy_lock:
                     self._busy += 1
                 with self._in_hand_lock:
                     self._in_hand.add(task_id)
-                self._work.put(task_id)
+                self._work.put((task_id, loaded.get(task_id)))
             if not claimed:
                 self._wake.wait(self._idle_wait())
                 self._wake.clear()
+
+    def _load(self, claimed: Sequence[UUID]) -> dict[UUID, ExecutionTask]:
+        """The claimed tasks, read in one query for the worker threads (each would otherwise
+        read its own). A task changed after this read is no harm: its Started then clashes
+        with the newer event, and the thread reads it again. On an error the threads read
+        them one by one."""
+        if not claimed:
+            return {}
+        try:
+            return self.service.get_tasks(claimed)
+        except Exception as error:
+            log.warning("reading the claimed tasks failed (%s); each is read alone", error)
+            return {}
 
     def _claimable(self) -> int:
         """How many tasks to claim now: enough to keep every thread busy and as many again
@@ -375,11 +390,11 @@ class WorkerPool:
     def _serve(self) -> None:
         while not self._stopping.is_set():
             try:
-                task_id = self._work.get(timeout=0.2)
+                task_id, loaded = self._work.get(timeout=0.2)
             except queues.Empty:
                 continue
             try:
-                self.run_task(task_id)
+                self.run_task(task_id, loaded)
             except Exception:
                 log.exception("worker %s failed running task %s", self.worker_id, task_id)
             finally:
@@ -393,9 +408,12 @@ class WorkerPool:
 
     # -- one task -----------------------------------------------------------------------
 
-    def run_task(self, task_id: UUID) -> None:
-        """Start ``task_id`` if it is still waiting, run its handler, record the outcome."""
-        task = self._start(task_id)
+    def run_task(self, task_id: UUID, loaded: ExecutionTask | None = None) -> None:
+        """Start ``task_id`` if it is still waiting, run its handler, record the outcome.
+
+        ``loaded``: the task as read after its claim (read here when None).
+        """
+        task = self._start(task_id, loaded)
         if task is None:
             self._release(task_id)
             return
@@ -424,7 +442,7 @@ class WorkerPool:
             with self._runs_lock:
                 self._runs.pop(task.id, None)
 
-    def _start(self, task_id: UUID) -> ExecutionTask | None:
+    def _start(self, task_id: UUID, loaded: ExecutionTask | None = None) -> ExecutionTask | None:
         """Record Started for ``task_id`` if it still waits; the task, or None if not ours.
 
         A failed save is not taken at its word: a commit whose answer was lost (the database
@@ -438,7 +456,7 @@ class WorkerPool:
         give_up = time.monotonic() + TERMINAL_RETRY_SECONDS
         while conflicts < MAX_START_ATTEMPTS:
             try:
-                task = self.service.get_task(task_id)
+                task, loaded = loaded or self.service.get_task(task_id), None
             except TaskNotFoundError:
                 return None
             except Exception as error:

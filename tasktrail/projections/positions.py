@@ -7,7 +7,9 @@ they hold the database's write lock), so two appliers never apply the same event
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -39,15 +41,21 @@ def lock(connection: sa.Connection, names: Iterable[str]) -> dict[str, int]:
     return found
 
 
-def _locked(connection: sa.Connection, names: list[str]) -> dict[str, int]:
+@cache
+def _lock_statement(for_update: bool) -> sa.Select[Any]:
+    # Built once: a statement built per call costs more CPU than the server spends on it.
     query = (
         sa.select(projection_positions.c.name, projection_positions.c.position)
-        .where(projection_positions.c.name.in_(names))
+        .where(projection_positions.c.name.in_(sa.bindparam("names", expanding=True)))
         .order_by(projection_positions.c.name)  # one lock order everywhere: no deadlocks
     )
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return {name: int(position) for name, position in connection.execute(query)}
+    return query.with_for_update() if for_update else query
+
+
+def _locked(connection: sa.Connection, names: list[str]) -> dict[str, int]:
+    query = _lock_statement(connection.dialect.name == "postgresql")
+    rows = connection.execute(query, {"names": names})
+    return {name: int(position) for name, position in rows}
 
 
 def read(connection: sa.Connection, names: Iterable[str] | None = None) -> dict[str, int]:
@@ -58,13 +66,26 @@ def read(connection: sa.Connection, names: Iterable[str] | None = None) -> dict[
     return {name: int(position) for name, position in connection.execute(query)}
 
 
+_STORE = (
+    projection_positions.update()
+    .where(projection_positions.c.name.in_(sa.bindparam("names", expanding=True)))
+    .values(position=sa.bindparam("to"))
+)
+
+
 def store(connection: sa.Connection, name: str, position: int) -> None:
     """Move ``name`` to ``position`` (call with its row locked)."""
-    connection.execute(
-        projection_positions.update()
-        .where(projection_positions.c.name == name)
-        .values(position=position)
-    )
+    store_all(connection, {name: position})
+
+
+def store_all(connection: sa.Connection, moved: Mapping[str, int]) -> None:
+    """Move each name to its position (rows locked), one statement per distinct position:
+    the projections of a batch usually all end at its last event."""
+    names_at: dict[int, list[str]] = {}
+    for name, position in sorted(moved.items()):
+        names_at.setdefault(position, []).append(name)
+    for position, names in names_at.items():
+        connection.execute(_STORE, {"names": names, "to": position})
 
 
 def forget(connection: sa.Connection, name: str) -> None:

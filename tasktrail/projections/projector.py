@@ -59,6 +59,7 @@ def apply_batch(
     rebuild reset it): it is left alone, and its lower position makes the caller read again.
     """
     current = positions.lock(connection, [t.position_name for t in targets])
+    moved: dict[str, int] = {}
     for target in targets:
         at = current[target.position_name]
         if at < floor:
@@ -66,9 +67,9 @@ def apply_batch(
         fresh = [event for event in batch if event.position > at]
         _apply_all(connection, target, fresh)
         if fresh:
-            current[target.position_name] = fresh[-1].position
-            positions.store(connection, target.position_name, fresh[-1].position)
-    return current
+            moved[target.position_name] = fresh[-1].position
+    positions.store_all(connection, moved)
+    return current | moved
 
 
 def _apply_all(connection: sa.Connection, target: Target, events: Sequence[LogEvent]) -> None:

@@ -3,9 +3,11 @@
 The hardest database fault for a client is the ambiguous commit: the server committed, but
 the connection broke before the answer came back, so the client sees an error for work that
 was done. This proxy forwards the PostgreSQL protocol both ways unchanged and, once armed
-with a marker (bytes the client sends, e.g. an event topic in a Bind message), closes the
-first connection that sent the marker at the moment the server's ``CommandComplete COMMIT``
-for it arrives, without passing that answer on. The transaction stays committed.
+with a marker (bytes the client sends, e.g. an event topic in a Bind or Query message),
+closes the first connection that sent the marker at the moment the server says the
+transaction is over (``ReadyForQuery`` with status idle: after an explicit COMMIT, or after
+the implicit transaction of a many-statement simple query), without passing that on. The
+transaction stays committed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ _ENCRYPTION_REQUESTS = {
     struct.pack("!II", 8, 80877103),
     struct.pack("!II", 8, 80877104),
 }
-_COMMIT = b"C" + struct.pack("!I", 4 + len(b"COMMIT\x00")) + b"COMMIT\x00"
+# ReadyForQuery, status idle: whatever the client sent before it is committed.
+_IDLE = b"Z" + struct.pack("!I", 5) + b"I"
 
 
 class CommitLosingProxy:
@@ -52,7 +55,7 @@ class CommitLosingProxy:
         self._listener.close()
 
     def lose_next_commit_after(self, marker: bytes) -> None:
-        """Lose the answer to the next COMMIT on a connection that sent ``marker``."""
+        """Lose the end of the next transaction on a connection that sent ``marker``."""
         with self._lock:
             self._marker = marker
 
@@ -105,13 +108,13 @@ class CommitLosingProxy:
 
 
 class _ServerMessages:
-    """Splits the server's byte stream into protocol messages, to find a COMMIT's answer."""
+    """Splits the server's byte stream into protocol messages, to find a transaction's end."""
 
     def __init__(self) -> None:
         self._buffer = b""
 
     def feed(self, data: bytes, *, stop_at_commit: bool) -> tuple[bytes, bool]:
-        """The bytes to forward now, and whether a COMMIT answer was held back (the end)."""
+        """The bytes to forward now, and whether a transaction's end was held back (the end)."""
         self._buffer += data
         forward = bytearray()
         while self._buffer:
@@ -121,7 +124,7 @@ class _ServerMessages:
             if len(self._buffer) < 1 + length:
                 break
             message, self._buffer = self._buffer[: 1 + length], self._buffer[1 + length :]
-            if stop_at_commit and message == _COMMIT:
+            if stop_at_commit and message == _IDLE:
                 return bytes(forward), True
             forward += message
         return bytes(forward), False

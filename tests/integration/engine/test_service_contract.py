@@ -149,3 +149,29 @@ def test_decide_reloads_and_decides_again_when_another_writer_got_there_first(
     final = service.get_task(task.id)
     assert final.status is TaskStatus.CANCELLED
     assert final.version == 3
+
+
+def test_get_tasks_reads_several_tasks_at_once_as_get_task_does(
+    service: ExecutionService,
+) -> None:
+    started = service.start_execution("test.kind", {"n": 1})
+    service.decide(started.id, lambda t: t.start("w1"))
+    service.decide(
+        started.id, partial(ExecutionTask.update_progress, current=1, total=2, phase="fetching")
+    )
+    pending = service.start_execution("other.kind", {"n": 2})
+    unknown = uuid.uuid4()
+
+    found = service.get_tasks([started.id, unknown, pending.id])
+
+    assert set(found) == {started.id, pending.id}
+    for task_id, task in found.items():
+        alone = service.get_task(task_id)
+        assert (task.version, task.status, task.kind, task.parameters, task.progress) == (
+            alone.version,
+            alone.status,
+            alone.kind,
+            alone.parameters,
+            alone.progress,
+        )
+    assert service.get_tasks([]) == {}

@@ -19,6 +19,8 @@ from support.pgproxy import CommitLosingProxy
 
 from tasktrail.engine.handlers import SLEEP_KIND
 from tasktrail.engine.task import ExecutionTask, TaskStatus
+from tasktrail.engine.worker import WorkerPool
+from tasktrail.projections.work_queue import SqlWorkQueue
 from tasktrail.settings import Settings
 
 postgres_only = pytest.mark.parametrize(
@@ -78,3 +80,21 @@ def test_a_run_recorded_on_a_live_worker_that_no_thread_runs_fails_worker_lost(
     assert pool.worker_id in failed.error["message"]
     assert process.wait_until_ended(real.id).status is TaskStatus.COMPLETED
     assert process.topics(real.id).count("task.failed") == 0
+
+
+def test_a_task_changed_after_its_claim_was_read_is_read_again_not_run(
+    start_process: Callable[..., Any],
+) -> None:
+    """The dispatcher reads the tasks it claimed in one query; one cancelled after that read
+    must not run on the stale copy (its Started clashes with the newer event)."""
+    process = start_process(workers=0)
+    service = process.container.service
+    container = process.container
+    pool = WorkerPool(service, container.registry, SqlWorkQueue(container.sql), container.settings)
+    task = service.start_execution(SLEEP_KIND, {"seconds": 0})
+    stale = service.get_tasks([task.id])[task.id]
+    service.cancel_task(task.id)
+
+    pool.run_task(task.id, stale)
+
+    assert process.topics(task.id) == ["task.created", "task.cancelled"]
