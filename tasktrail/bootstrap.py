@@ -46,12 +46,15 @@ class Container:
     store: TaskStore
     sql: sa.Engine
     service: ExecutionService
+    # The projector's and the work queue's engine (engine/database.create_sql_engine).
+    relaxed_sql: sa.Engine
     parts: dict[str, Any] = field(default_factory=dict)
     registry: HandlerRegistry = field(default_factory=HandlerRegistry)
     strategies: StrategyService | None = None
 
     def close(self) -> None:
         self.sql.dispose()
+        self.relaxed_sql.dispose()
         self.store.close()
 
 
@@ -88,6 +91,7 @@ def build(settings: Settings, *, upgrade: bool = True) -> Container:
         store=store,
         sql=sql,
         service=service,
+        relaxed_sql=create_sql_engine(settings, relaxed=True),
         registry=registry,
         strategies=strategies,
     )
@@ -168,7 +172,7 @@ def build_runtime(container: Container, *, workers: int = 0) -> Runtime:
     and ``workers`` worker threads. On PostgreSQL the projector is active only while it holds
     the projector lock; every other process's projector stands by."""
     follower = Follower(container.store, container.settings)
-    projector = Projector(container.sql, read_side_projections())
+    projector = Projector(container.relaxed_sql, read_side_projections())
     follower.add_consumer(projector)
     container.parts["follower"] = follower
     container.parts["projector"] = projector
@@ -194,7 +198,7 @@ def build_worker_pool(
     pool = WorkerPool(
         container.service,
         container.registry,
-        SqlWorkQueue(container.sql, claim_seconds=settings.lease_seconds),
+        SqlWorkQueue(container.relaxed_sql, claim_seconds=settings.lease_seconds),
         settings,
         concurrency=concurrency,
         writer=container.parts["writer"],

@@ -27,7 +27,22 @@ def sqlalchemy_url(database_url: str) -> URL:
     return url
 
 
-def create_sql_engine(settings: Settings, *, pool_size: int = 5) -> sa.Engine:
+def create_sql_engine(
+    settings: Settings, *, pool_size: int = 5, relaxed: bool = False
+) -> sa.Engine:
+    """The engine for tasktrail's own tables.
+
+    ``relaxed``: for what the log can rebuild or a lease makes expire (the projector's
+    batches, work-queue claims and releases). On PostgreSQL its sessions commit without
+    waiting for the WAL flush (``synchronous_commit = off``, set once per connection): a
+    crash of the database may undo the last fraction of a second of such transactions,
+    always whole ones and in commit order, never an event of the log (which commits
+    synchronously through the event store), so a projector resumes from its stored
+    position and a lost claim is claimed again. Nor does it ping a connection before each
+    use (a round trip in front of every transaction): its callers retry on errors, and
+    SQLAlchemy replaces the pool's connections after the first one found broken. On SQLite
+    it is the same as the default.
+    """
     url = sqlalchemy_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         engine = sa.create_engine(
@@ -36,24 +51,17 @@ def create_sql_engine(settings: Settings, *, pool_size: int = 5) -> sa.Engine:
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_immediate)
         return engine
+    if relaxed:
+        return sa.create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_recycle=600,
+            connect_args={"options": "-c synchronous_commit=off"},
+        )
     return sa.create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=600
     )
-
-
-def relax_commit(connection: sa.Connection) -> None:
-    """Let this transaction's commit return before its WAL record is flushed (PostgreSQL's
-    ``synchronous_commit = off``, for this transaction only).
-
-    For what the log can rebuild or a lease makes expire (the projections, work-queue claims):
-    a crash of the database may undo the last fraction of a second of such transactions,
-    always whole ones and in commit order, never an event of the log (which commits
-    synchronously), so a projector resumes from its stored position and a lost claim is
-    claimed again. It spares a WAL flush, the scarcest thing a busy engine has, for every
-    projector batch and claim.
-    """
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

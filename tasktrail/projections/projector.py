@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from tasktrail.engine.database import relax_commit
 from tasktrail.engine.locks import CHECK_SECONDS, PROJECTOR_LOCK_KEY, AdvisoryLock
 from tasktrail.engine.log import LogEvent, read_log
 from tasktrail.engine.store import TaskStore
@@ -152,7 +151,6 @@ class Projector:
     def _apply(self, batch: Sequence[LogEvent]) -> int:
         floor = self._position if self._position is not None else self.position()
         with self.sql.begin() as connection:
-            relax_commit(connection)
             current = apply_batch(connection, self.targets, batch, floor)
         self._position = min(current.values(), default=batch[-1].position)
         return self._position

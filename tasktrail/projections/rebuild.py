@@ -29,6 +29,8 @@ from tasktrail.projections.projector import Target, apply_batch
 
 SHADOW = "__rebuild"
 BATCH_SIZE = 1000
+# Replay passes before the swap, each to the head as it was when the pass began.
+REPLAY_PASSES = 2
 Progress = Callable[[int, int], None]
 
 
@@ -110,22 +112,36 @@ class Rebuild:
                 connection.exec_driver_sql(f'ANALYZE "{table.name}"')
 
     def _replay(self, target: Target, start: int) -> int:
-        """Apply the log after ``start`` to ``target``, one transaction per batch."""
-        done, after, next_analyze = 0, start, 1000
-        while True:
-            total = done + max(0, self.store.head() - after)
-            batch = read_log(self.store, after=after, limit=self.batch_size)
-            if not batch:
-                return done
+        """Apply the log after ``start`` to ``target``, one transaction per batch, up to the
+        head as it was when the replay began, then once more up to the head as it was then.
+
+        Each pass ends at a fixed position: chasing the moving head would never end while
+        the log grows faster than a rebuild replays it. What is still newer goes into the
+        shadow inside the swap (``_catch_up_in``), or into the serving tables afterwards.
+        """
+        done, after = 0, start
+        next_analyze = [1000]
+        for _ in range(REPLAY_PASSES):
+            upto = self.store.head()
+            if upto <= after:
+                break
+            done, after = self._replay_upto(target, after, upto, done, next_analyze)
+        return done
+
+    def _replay_upto(
+        self, target: Target, after: int, upto: int, done: int, next_analyze: list[int]
+    ) -> tuple[int, int]:
+        while batch := read_log(self.store, after=after, limit=self.batch_size, upto=upto):
             with self.sql.begin() as connection:
                 after = apply_batch(connection, [target], batch, after)[target.position_name]
             done += len(batch)
-            self.on_progress(done, max(total, done))
-            if self.is_postgres and done >= next_analyze:
+            self.on_progress(done, done + max(0, self.store.head() - after))
+            if self.is_postgres and done >= next_analyze[0]:
                 # A fresh table is planned as empty: without statistics every update by id
                 # becomes a sequential scan and a big rebuild turns quadratic.
                 self._analyze(target)
-                next_analyze *= 4
+                next_analyze[0] *= 4
+        return done, after
 
     def _analyze(self, target: Target) -> None:
         with self.sql.connect() as connection:
@@ -147,7 +163,10 @@ class Rebuild:
     def _catch_up_in(self, connection: sa.Connection) -> int:
         """Bring the shadow to the head inside the swap transaction; returns its position."""
         after = positions.read(connection, [self.shadow.position_name])[self.shadow.position_name]
-        while batch := read_log(self.store, after=after, limit=self.batch_size):
+        # Up to the head as it is now: the live projector applies what comes after to the
+        # swapped tables, from the position stored here (the follower reads again from it).
+        upto = self.store.head()
+        while batch := read_log(self.store, after=after, limit=self.batch_size, upto=upto):
             after = apply_batch(connection, [self.shadow], batch, after)[self.shadow.position_name]
         return after
 
