@@ -119,29 +119,20 @@ class Rebuild:
         the log grows faster than a rebuild replays it. What is still newer goes into the
         shadow inside the swap (``_catch_up_in``), or into the serving tables afterwards.
         """
-        done, after = 0, start
-        next_analyze = [1000]
+        done, after, next_analyze = 0, start, 1000
         for _ in range(REPLAY_PASSES):
             upto = self.store.head()
-            if upto <= after:
-                break
-            done, after = self._replay_upto(target, after, upto, done, next_analyze)
+            while batch := read_log(self.store, after=after, limit=self.batch_size, upto=upto):
+                with self.sql.begin() as connection:
+                    after = apply_batch(connection, [target], batch, after)[target.position_name]
+                done += len(batch)
+                self.on_progress(done, done + max(0, self.store.head() - after))
+                if self.is_postgres and done >= next_analyze:
+                    # A fresh table is planned as empty: without statistics every update by
+                    # id becomes a sequential scan and a big rebuild turns quadratic.
+                    self._analyze(target)
+                    next_analyze *= 4
         return done
-
-    def _replay_upto(
-        self, target: Target, after: int, upto: int, done: int, next_analyze: list[int]
-    ) -> tuple[int, int]:
-        while batch := read_log(self.store, after=after, limit=self.batch_size, upto=upto):
-            with self.sql.begin() as connection:
-                after = apply_batch(connection, [target], batch, after)[target.position_name]
-            done += len(batch)
-            self.on_progress(done, done + max(0, self.store.head() - after))
-            if self.is_postgres and done >= next_analyze[0]:
-                # A fresh table is planned as empty: without statistics every update by id
-                # becomes a sequential scan and a big rebuild turns quadratic.
-                self._analyze(target)
-                next_analyze[0] *= 4
-        return done, after
 
     def _analyze(self, target: Target) -> None:
         with self.sql.connect() as connection:
