@@ -118,6 +118,15 @@ class Site:
         with psycopg.connect(self.database_url, autocommit=True) as connection:
             return {int(row[0]) for row in connection.execute("SELECT pid FROM workers")}
 
+    def running_by_pid(self) -> dict[int, int]:
+        """How many RUNNING tasks (in the task view) each registered worker process holds."""
+        with psycopg.connect(self.database_url, autocommit=True) as connection:
+            rows = connection.execute(
+                "SELECT w.pid, count(*) FROM task_view t JOIN workers w"
+                " ON w.worker_id = t.worker_id WHERE t.status = 'RUNNING' GROUP BY w.pid"
+            ).fetchall()
+        return {int(pid): int(count) for pid, count in rows}
+
     def wait_for_workers(self, workers: Sequence[Process], timeout: float = 60.0) -> None:
         """Wait until each of ``workers`` has registered its lease (it is claiming work)."""
 
