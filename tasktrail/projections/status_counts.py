@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
-from tasktrail.projections.base import metadata, upsert_into
+from tasktrail.projections.base import metadata, one_of
 
 NAME = "task_status_counts"
 
@@ -32,8 +35,14 @@ def statuses_of(
     wanted = sorted(set(task_ids))
     if not wanted:
         return {}
-    query = sa.select(view.c.id, view.c.status).where(view.c.id.in_(wanted))
-    return {str(task_id): str(status) for task_id, status in connection.execute(query)}
+    query = _statuses_query(view, connection.dialect.name == "postgresql")
+    return {str(i): str(status) for i, status in connection.execute(query, {"ids": wanted})}
+
+
+@lru_cache(maxsize=128)
+def _statuses_query(view: sa.Table, postgres: bool) -> sa.Select[Any]:
+    # Built once per table: building a statement per call costs more CPU than running it.
+    return sa.select(view.c.id, view.c.status).where(one_of(view.c.id, "ids", postgres))
 
 
 def add(connection: sa.Connection, table: sa.Table, deltas: Mapping[str, int]) -> None:
@@ -43,11 +52,15 @@ def add(connection: sa.Connection, table: sa.Table, deltas: Mapping[str, int]) -
     if not rows:
         return
     # One cached statement run for each row (a multi-row VALUES is compiled anew each time).
-    statement = upsert_into(connection, table)
-    upsert = statement.on_conflict_do_update(
+    connection.execute(_upsert(table, connection.dialect.name == "postgresql"), rows)
+
+
+@lru_cache(maxsize=128)
+def _upsert(table: sa.Table, postgres: bool) -> Any:
+    statement = (postgresql.insert if postgres else sqlite.insert)(table)
+    return statement.on_conflict_do_update(
         index_elements=[table.c.status], set_={"n": table.c.n + statement.excluded.n}
     )
-    connection.execute(upsert, rows)
 
 
 def moves(before: Mapping[str, str], after: Mapping[str, str]) -> Counter[str]:

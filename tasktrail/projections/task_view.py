@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from tasktrail.engine.log import LogEvent
 from tasktrail.projections import status_counts
-from tasktrail.projections.base import metadata
+from tasktrail.projections.base import insert_rows, metadata, update_rows
 from tasktrail.projections.status_counts import task_status_counts
 
 NAME = "task_view"
@@ -209,8 +209,7 @@ class TaskViewProjection:
         # The statuses being left, read once for the batch before the rows change.
         moving = [task_id for task_id, values in changed.items() if "status" in values]
         before = status_counts.statuses_of(connection, table, moving)
-        if new:
-            connection.execute(table.insert(), list(new.values()))
+        insert_rows(connection, table, list(new.values()))
         _update(connection, table, changed)
         # A task missing from the view is not in ``before``: its update changed no row.
         after = {task_id: changed[task_id]["status"] for task_id in before}
@@ -235,14 +234,12 @@ def _fold(events: Sequence[LogEvent]) -> tuple[Rows, Rows]:
 
 
 def _update(connection: sa.Connection, table: sa.Table, changed: Rows) -> None:
-    # One executemany per set of changed columns (the SET clause comes from the rows' keys),
-    # not a statement built and compiled per task.
+    # One statement per set of changed columns (a statement's SET comes from its rows' keys).
     alike: dict[frozenset[str], list[dict[str, Any]]] = {}
     for task_id, values in changed.items():
-        alike.setdefault(frozenset(values), []).append(values | {"row_id": task_id})
-    by_id = table.update().where(table.c.id == sa.bindparam("row_id"))
+        alike.setdefault(frozenset(values), []).append(values | {"id": task_id})
     for rows in alike.values():
-        connection.execute(by_id, rows)
+        update_rows(connection, table, "id", rows)
 
 
 def _changes(event: LogEvent) -> dict[str, Any]:

@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from uuid import UUID
 
 import sqlalchemy as sa
 
 from tasktrail.engine.leases import workers
 from tasktrail.engine.log import LogEvent
-from tasktrail.projections.base import metadata
+from tasktrail.projections.base import insert_rows, metadata, one_of
 
 NAME = "work_queue"
 LEAVING_TOPICS = frozenset({"task.started", "task.cancelled", "task.completed", "task.failed"})
@@ -84,10 +85,15 @@ class WorkQueueProjection:
                 }
             elif event.topic in LEAVING_TOPICS and waiting.pop(task_id, None) is None:
                 leaving.add(task_id)
-        if waiting:
-            connection.execute(table.insert(), list(waiting.values()))
+        insert_rows(connection, table, list(waiting.values()))
         if leaving:
-            connection.execute(table.delete().where(table.c.task_id.in_(sorted(leaving))))
+            postgres = connection.dialect.name == "postgresql"
+            connection.execute(_delete(table, postgres), {"ids": sorted(leaving)})
+
+
+@lru_cache(maxsize=128)
+def _delete(table: sa.Table, postgres: bool) -> sa.Delete:
+    return table.delete().where(one_of(table.c.task_id, "ids", postgres))
 
 
 class SqlWorkQueue:
