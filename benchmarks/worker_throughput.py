@@ -12,15 +12,17 @@ Per backend, each figure on a fresh database and a median of ``--repeat`` runs:
   outbox follower (submit -> Started -> Completed), for each ``--concurrency`` (worker
   threads);
 - ``progress``: the same with tasks that report progress 20 times (at the default coalescing
-  interval), giving tasks/s and progress events recorded/s;
+  interval), giving tasks/s and progress events recorded/s, with 8 worker threads and with
+  ``--concurrency``'s last value;
 - with both: what the group-commit writer did: records (one worker's events of one task) per
   transaction, and the mean and longest wait of a record for its batch to start (what
   batching adds to an event's latency);
 - ``latency``: one task every 1/``--rate`` s for ``--seconds`` s: submit -> ``task.started``
   seen by the follower, p50/p99; and cancel -> Cancelled of running tasks;
-- with ``--worker-processes K`` (PostgreSQL): ``split``, the no-op figure again with the
-  workers in K `tasktrail worker` processes of ``--concurrency``'s last value threads each,
-  this process keeping only the clients, its follower and a standby projector.
+- with ``--worker-processes K`` (PostgreSQL): ``split``, the no-op and the progress figures
+  again with the workers in K `tasktrail worker` processes of ``--concurrency``'s last value
+  threads each (the scale-out layout: one of them holds the projector lock), this process
+  keeping only the clients, its follower and a standby projector.
 
 Everything else runs in one process (the embedded layout: follower, projector, worker pool and
 the clients). Prints one JSON line per figure; saves them under benchmarks/results/.
@@ -161,7 +163,9 @@ def lifecycle(url: str, tasks: int, concurrency: int, clients: int, steps: int) 
     }
 
 
-def split(url: str, tasks: int, processes: int, concurrency: int, clients: int) -> dict[str, float]:
+def split(
+    url: str, tasks: int, processes: int, concurrency: int, clients: int, steps: int = 0
+) -> dict[str, float]:
     """``lifecycle``'s no-op figure with the workers in ``processes`` other processes, started
     (and registered) first, so one of them holds the projector lock."""
     schema.upgrade(Settings(database_url=url))
@@ -182,15 +186,18 @@ def split(url: str, tasks: int, processes: int, concurrency: int, clients: int) 
                     lambda: len(live_workers(engine.container.sql)) >= processes, 30, "workers"
                 )
                 started = time.perf_counter()
-                ids = submit_from_clients(engine, tasks, clients, {"seconds": 0})
+                params = {"seconds": 0, "steps": steps}
+                ids = submit_from_clients(engine, tasks, clients, params)
                 submitted = time.perf_counter()
                 finished = engine.arrivals.wait("task.completed", ids)
+                progress_events = engine.arrivals.count("task.progress_updated")
         finally:
             for worker in workers:
                 worker.stop(timeout=30)
     return {
         "submit_per_s": tasks / (submitted - started),
         "tasks_per_s": tasks / (finished - started),
+        "progress_events_per_s": progress_events / (finished - started),
     }
 
 
@@ -272,32 +279,53 @@ def measure_backend(backend: str, args: argparse.Namespace) -> list[dict[str, An
         del noop["progress_events_per_s"], noop["progress_events_per_task"]
         noop["writer_max_wait_ms"] = round(max(run["writer_max_wait_ms"] for run in runs), 1)
         emit("noop", tasks=args.tasks, concurrency=concurrency, clients=args.clients, **noop)
-    runs = [
-        fresh(backend, lambda url: lifecycle(url, args.tasks, 8, args.clients, PROGRESS_STEPS))
-        for _ in repeat
-    ]
-    progress = medians(runs) | {
-        "writer_max_wait_ms": round(max(r["writer_max_wait_ms"] for r in runs), 1)
-    }
-    emit("progress", tasks=args.tasks, concurrency=8, clients=args.clients, **progress)
-    emit("latency", **fresh(backend, lambda url: latency(url, args.rate, args.seconds)))
-    if args.worker_processes and backend == "postgres":
-        threads = args.concurrency[-1]
+    for concurrency in sorted({8, args.concurrency[-1]}):
         runs = [
             fresh(
                 backend,
-                lambda url: split(url, args.tasks, args.worker_processes, threads, args.clients),
+                partial(
+                    lifecycle,
+                    tasks=args.tasks,
+                    concurrency=concurrency,
+                    clients=args.clients,
+                    steps=PROGRESS_STEPS,
+                ),
             )
             for _ in repeat
         ]
+        progress = medians(runs) | {
+            "writer_max_wait_ms": round(max(r["writer_max_wait_ms"] for r in runs), 1)
+        }
         emit(
-            "split",
-            tasks=args.tasks,
-            worker_processes=args.worker_processes,
-            concurrency=threads,
-            clients=args.clients,
-            **medians(runs),
+            "progress", tasks=args.tasks, concurrency=concurrency, clients=args.clients, **progress
         )
+    emit("latency", **fresh(backend, lambda url: latency(url, args.rate, args.seconds)))
+    if args.worker_processes and backend == "postgres":
+        threads = args.concurrency[-1]
+        for steps in (0, PROGRESS_STEPS):
+            runs = [
+                fresh(
+                    backend,
+                    partial(
+                        split,
+                        tasks=args.tasks,
+                        processes=args.worker_processes,
+                        concurrency=threads,
+                        clients=args.clients,
+                        steps=steps,
+                    ),
+                )
+                for _ in repeat
+            ]
+            emit(
+                "split",
+                tasks=args.tasks,
+                worker_processes=args.worker_processes,
+                concurrency=threads,
+                clients=args.clients,
+                progress_steps=steps,
+                **medians(runs),
+            )
     return figures
 
 

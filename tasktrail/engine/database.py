@@ -6,6 +6,11 @@ leases) goes through the engine made here. Nothing connects at import time.
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +20,10 @@ from sqlalchemy.engine import URL, make_url
 from tasktrail.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Where a connection keeps the in-process write lock it holds (see sqlite_write_lock).
+_HOLDS_WRITE_LOCK = "tasktrail.sqlite_write_lock"
+_write_locks: dict[str, WriteLock] = {}
+_write_locks_guard = threading.Lock()
 
 
 def sqlalchemy_url(database_url: str) -> URL:
@@ -50,6 +59,8 @@ def create_sql_engine(
         )
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_immediate)
+        event.listen(engine, "commit", _release_write_lock)
+        event.listen(engine, "rollback", _release_write_lock)
         return engine
     if relaxed:
         return sa.create_engine(
@@ -75,5 +86,82 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class WriteLock:
+    """A lock whose ``first`` takers (the event log's writer) go before the others waiting:
+    submissions and workers wait on the log's commits; a projector batch or a claim can
+    wait a moment longer. (With a plain lock the log's writes queued behind claims and
+    projector batches, and 32 worker threads ran a third fewer no-op tasks per second.)"""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._held = False
+        self._first_waiting = 0
+        self.waiting = 0  # threads waiting for it now
+
+    def acquire(self, *, first: bool = False, timeout: float = -1) -> bool:
+        deadline = time.monotonic() + timeout if timeout >= 0 else None
+        with self._changed:
+            self._first_waiting += first
+            self.waiting += 1
+            try:
+                while self._held or (self._first_waiting and not first):
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self._changed.wait(left)
+                self._held = True
+                return True
+            finally:
+                self._first_waiting -= first
+                self.waiting -= 1
+
+    def release(self) -> None:
+        with self._changed:
+            self._held = False
+            self._changed.notify_all()
+
+    @contextmanager
+    def first(self) -> Iterator[None]:
+        """Held for the block, taken before the other waiters (bounded like the others)."""
+        held = self.acquire(first=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            yield
+        finally:
+            if held:
+                self.release()
+
+
+def sqlite_write_lock(path: str) -> WriteLock:
+    """The lock this process's writers to the SQLite file ``path`` take before its own.
+
+    SQLite makes a writer that finds the file's write lock taken sleep and retry, sleeping
+    longer each time (1, 2, 5, 10, 15, 20, 25 ms ...): a write that waited on another for
+    1 ms could wake 20, 50 or 100 ms later. Inside one process the writers (the event
+    store's, the projector's, claims) wait on this lock instead and go the moment it is
+    free; SQLite's own lock still orders them against other processes.
+    """
+    key = os.path.realpath(path)
+    with _write_locks_guard:
+        return _write_locks.setdefault(key, WriteLock())
+
+
 def _begin_immediate(connection: sa.Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    lock = sqlite_write_lock(connection.engine.url.database or "")
+    # Bounded: should a release ever be missed, writers fall back to SQLite's own waiting.
+    held = lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        if held:
+            lock.release()
+        raise
+    if held:
+        connection.info[_HOLDS_WRITE_LOCK] = lock
+
+
+def _release_write_lock(connection: sa.Connection) -> None:
+    # SQLAlchemy calls this just before the COMMIT or ROLLBACK it is about to send: a writer
+    # let in now may find SQLite's lock still held for that statement's (short) duration.
+    lock = connection.info.pop(_HOLDS_WRITE_LOCK, None)
+    if lock is not None:
+        lock.release()

@@ -28,6 +28,7 @@ from eventsourcing.utils import get_topic, retry
 from psycopg import sql as pgsql
 from sqlalchemy.engine import make_url
 
+from tasktrail.engine.database import sqlite_write_lock
 from tasktrail.errors import ConfigurationError
 from tasktrail.settings import Settings
 
@@ -48,6 +49,13 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
             f"SELECT originator_id, originator_version, topic, state FROM {EVENTS_TABLE} "
             "WHERE originator_id=? "
         )
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # The process's other writers to this file wait on the same lock (engine/database.py).
+        with sqlite_write_lock(self.datastore.pool.db_name).first():
+            return super().insert_events(stored_events, **kwargs)
 
     def select_notifications(
         self,

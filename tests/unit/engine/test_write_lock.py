@@ -1,0 +1,95 @@
+"""The in-process SQLite write lock: the log's writer goes before the other waiters, a take
+is bounded, and SQLAlchemy's transactions give it back however they end."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from support.processes import wait_until
+
+from tasktrail.engine.database import WriteLock, create_sql_engine, sqlite_write_lock
+from tasktrail.settings import Settings
+
+
+def test_a_first_taker_goes_before_those_already_waiting() -> None:
+    lock = WriteLock()
+    order: list[str] = []
+    lock.acquire()
+
+    def other() -> None:
+        lock.acquire()
+        order.append("other")
+        lock.release()
+
+    def log_writer() -> None:
+        with lock.first():
+            order.append("log writer")
+
+    waiting_other = threading.Thread(target=other)
+    waiting_other.start()
+    wait_until(lambda: lock.waiting == 1, 5, "the other writer to wait", interval=0.005)
+    waiting_writer = threading.Thread(target=log_writer)
+    waiting_writer.start()
+    wait_until(lambda: lock.waiting == 2, 5, "the log writer to wait", interval=0.005)
+    lock.release()
+    waiting_other.join(5)
+    waiting_writer.join(5)
+
+    assert order == ["log writer", "other"]
+
+
+def test_a_take_gives_up_after_its_timeout() -> None:
+    lock = WriteLock()
+    assert lock.acquire(timeout=0)
+    assert not lock.acquire(timeout=0.05)
+    lock.release()
+    assert lock.acquire(timeout=0)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> sa.Engine:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'lock.db'}")
+    engine = create_sql_engine(settings)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    return engine
+
+
+def free(engine: sa.Engine) -> bool:
+    lock = sqlite_write_lock(engine.url.database or "")
+    taken = lock.acquire(timeout=0)
+    if taken:
+        lock.release()
+    return taken
+
+
+def insert_then_fail(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+        raise RuntimeError("rolled back")
+
+
+def run_in_transaction(engine: sa.Engine, statement: str) -> None:
+    with engine.begin() as connection:
+        connection.exec_driver_sql(statement)
+
+
+def test_a_transaction_holds_the_lock_until_it_commits_or_rolls_back(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+        assert not free(engine)
+    assert free(engine)
+
+    with pytest.raises(RuntimeError):
+        insert_then_fail(engine)
+    assert free(engine)
+
+    with pytest.raises(sa.exc.OperationalError):
+        run_in_transaction(engine, "INSERT INTO no_such_table VALUES (3)")
+    assert free(engine)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT n FROM t").scalars().all() == [1]
+    engine.dispose()
