@@ -93,7 +93,7 @@ class WriteLock:
     projector batches, and 32 worker threads ran a third fewer no-op tasks per second.)"""
 
     def __init__(self) -> None:
-        self._changed = threading.Condition()
+        self._changed = threading.Condition(threading.Lock())
         self._held = False
         self._first_waiting = 0
         self.waiting = 0  # threads waiting for it now
@@ -118,7 +118,8 @@ class WriteLock:
     def release(self) -> None:
         with self._changed:
             self._held = False
-            self._changed.notify_all()
+            if self.waiting:
+                self._changed.notify_all()
 
     @contextmanager
     def first(self) -> Iterator[None]:
@@ -140,9 +141,12 @@ def sqlite_write_lock(path: str) -> WriteLock:
     store's, the projector's, claims) wait on this lock instead and go the moment it is
     free; SQLite's own lock still orders them against other processes.
     """
-    key = os.path.realpath(path)
-    with _write_locks_guard:
-        return _write_locks.setdefault(key, WriteLock())
+    lock = _write_locks.get(path)  # looked up at every write: no realpath's syscalls then
+    if lock is None:
+        with _write_locks_guard:
+            lock = _write_locks.setdefault(os.path.realpath(path), WriteLock())
+            _write_locks[path] = lock
+    return lock
 
 
 def _begin_immediate(connection: sa.Connection) -> None:
