@@ -15,7 +15,7 @@ Per backend, each figure on a fresh database and a median of ``--repeat`` runs:
   interval), giving tasks/s and progress events recorded/s, with 8 worker threads and with
   ``--concurrency``'s last value;
 - with both: what the group-commit writer did: records (one worker's events of one task) per
-  transaction, and the mean and longest wait of a record for its batch to start (what
+  transaction, and the mean, p99 and longest wait of a record for its batch to start (what
   batching adds to an event's latency);
 - ``latency``: one task every 1/``--rate`` s for ``--seconds`` s: submit -> ``task.started``
   seen by the follower, p50/p99; and cancel -> Cancelled of running tasks;
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -159,6 +160,7 @@ def lifecycle(url: str, tasks: int, concurrency: int, clients: int, steps: int) 
         "progress_events_per_task": progress_events / tasks,
         "writer_records_per_batch": writer.saved / max(1, writer.batches),
         "writer_mean_wait_ms": 1000 * writer.waited_seconds / max(1, writer.waited),
+        "writer_p99_wait_ms": 1000 * writer.wait_percentile(0.99),
         "writer_max_wait_ms": 1000 * writer.max_wait_seconds,
     }
 
@@ -194,11 +196,26 @@ def split(
         finally:
             for worker in workers:
                 worker.stop(timeout=30)
+        # The workers' writers (Started, progress, terminal events) log what they did on stop.
+        logged = [writer_waits_ms(worker.log_path) for worker in workers]
+    own = engine.container.parts["writer"]
     return {
         "submit_per_s": tasks / (submitted - started),
         "tasks_per_s": tasks / (finished - started),
         "progress_events_per_s": progress_events / (finished - started),
+        "writer_p99_wait_ms": max([1000 * own.wait_percentile(0.99), *(p99 for p99, _ in logged)]),
+        "writer_max_wait_ms": max([1000 * own.max_wait_seconds, *(m for _, m in logged)]),
     }
+
+
+def writer_waits_ms(log_path: Path) -> tuple[float, float]:
+    """The p99 and longest batch waits a stopped process's group-commit writer logged."""
+    pattern = r"group-commit writer stopped: .*p99 ([0-9.]+) ms, longest ([0-9.]+) ms"
+    found = re.findall(pattern, log_path.read_text())
+    if not found:
+        raise RuntimeError(f"no group-commit writer summary in {log_path}")
+    p99, longest = found[-1]
+    return float(p99), float(longest)
 
 
 def latency(url: str, rate: float, seconds: float) -> dict[str, Any]:

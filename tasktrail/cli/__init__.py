@@ -6,6 +6,7 @@ Each command group lives in its own module here and is registered below.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -55,6 +56,13 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
     root = ctx.find_root().obj or {}
     overrides.setdefault("database_url", root.get("database_url"))
     return Settings.from_env(os.environ, **overrides)
+
+
+def configure_logging(settings: Settings) -> None:
+    """The long-running commands' log: ``settings.log_level`` and up, to stderr."""
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
 
 
 cli.add_command(db)

@@ -9,7 +9,6 @@ starts shutting down; ``timeout_graceful_shutdown`` is the backstop).
 from __future__ import annotations
 
 import ipaddress
-import logging
 
 import click
 import uvicorn
@@ -82,7 +81,7 @@ def serve(
     admin_token: str | None,
 ) -> None:
     """Serve the API, the SSE streams and the web page; run workers in-process."""
-    from tasktrail.cli import settings_from
+    from tasktrail.cli import configure_logging, settings_from
 
     settings = settings_from(
         ctx,
@@ -92,9 +91,7 @@ def serve(
         api_token=api_token,
         admin_token=admin_token,
     )
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings)
     server = server_for(settings, workers=not no_workers)
     click.echo(f"tasktrail serving http://{settings.host}:{settings.port}/")
     server.run()

@@ -21,9 +21,10 @@ from tasktrail import bootstrap
 @click.pass_context
 def worker(ctx: click.Context, concurrency: int | None) -> None:
     """Run tasks until SIGINT or SIGTERM."""
-    from tasktrail.cli import settings_from
+    from tasktrail.cli import configure_logging, settings_from
 
     settings = settings_from(ctx, workers=concurrency)
+    configure_logging(settings)
     container = bootstrap.build(settings)
     runtime = bootstrap.build_runtime(container, workers=max(1, settings.workers))
     stopping = threading.Event()

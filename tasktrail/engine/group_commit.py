@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from tasktrail.engine.store import TaskStore
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
+RECENT_WAITS = 10_000
 SAVE_TIMEOUT_SECONDS = 60.0
 
 
@@ -57,6 +59,7 @@ class GroupCommitWriter:
         self.waited = 0
         self.waited_seconds = 0.0
         self.max_wait_seconds = 0.0
+        self.recent_waits: deque[float] = deque(maxlen=RECENT_WAITS)  # for percentiles
         self.in_flight = 0  # records in the transaction being written now
 
     @property
@@ -78,6 +81,22 @@ class GroupCommitWriter:
                 self._queue.put(None)  # behind everything queued so far
         if thread is not None:
             thread.join(timeout)
+            log.info("group-commit writer stopped: %s", self.summary())
+
+    def wait_percentile(self, fraction: float) -> float:
+        """That fraction's percentile of the recent records' waits for a batch, in seconds."""
+        waits = sorted(self.recent_waits)
+        return waits[min(len(waits) - 1, int(fraction * len(waits)))] if waits else 0.0
+
+    def summary(self) -> str:
+        """What the writer did so far, for the log: batching, and what it cost callers."""
+        mean = 1000 * self.waited_seconds / max(1, self.waited)
+        return (
+            f"{self.saved} records in {self.batches} transactions "
+            f"({self.saved / max(1, self.batches):.1f} per transaction); wait for a batch: "
+            f"mean {mean:.1f} ms, p99 {1000 * self.wait_percentile(0.99):.1f} ms, "
+            f"longest {1000 * self.max_wait_seconds:.1f} ms"
+        )
 
     def save(self, aggregate: Any, timeout: float = SAVE_TIMEOUT_SECONDS) -> None:
         """Record ``aggregate``'s pending events (they are gone from it, even on an error)."""
@@ -157,6 +176,7 @@ class GroupCommitWriter:
         self.waited += len(waits)
         self.waited_seconds += sum(waits)
         self.max_wait_seconds = max(self.max_wait_seconds, *waits)
+        self.recent_waits.extend(waits)
 
     def _count(self, saved: int) -> None:
         self.batches += 1
