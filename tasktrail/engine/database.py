@@ -87,14 +87,18 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 class WriteLock:
-    """A lock whose ``first`` takers (the event log's writer) go before the others waiting:
-    submissions and workers wait on the log's commits; a projector batch or a claim can
-    wait a moment longer. (With a plain lock the log's writes queued behind claims and
-    projector batches, and 32 worker threads ran a third fewer no-op tasks per second.)"""
+    """A lock whose ``first`` takers (the event log's writer) go before the others waiting,
+    but never twice in a row while others wait: submissions and workers wait on the log's
+    commits, a projector batch or a claim waits for at most one of them. (With a plain lock
+    the log's writes queued behind claims and projector batches, and 32 worker threads ran a
+    third fewer no-op tasks per second; with priority alone a writer that never paused, as
+    a tight loop of saves does, starved a rebuild until the others' timeouts.)"""
 
     def __init__(self) -> None:
         self._changed = threading.Condition(threading.Lock())
         self._held = False
+        self._holder_first = False
+        self._others_turn = False  # a first taker just released while others waited
         self._first_waiting = 0
         self.waiting = 0  # threads waiting for it now
 
@@ -103,21 +107,33 @@ class WriteLock:
         with self._changed:
             self._first_waiting += first
             self.waiting += 1
+            taken = False
             try:
-                while self._held or (self._first_waiting and not first):
+                while self._held or self._must_wait(first):
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         return False
                     self._changed.wait(left)
-                self._held = True
+                self._held, self._holder_first, taken = True, first, True
+                if not first:
+                    self._others_turn = False
                 return True
             finally:
                 self._first_waiting -= first
                 self.waiting -= 1
+                if not taken:  # those waiting on this one's turn or priority look again
+                    self._changed.notify_all()
+
+    def _must_wait(self, first: bool) -> bool:
+        others_waiting = self.waiting - self._first_waiting > 0
+        if first:
+            return self._others_turn and others_waiting
+        return self._first_waiting > 0 and not self._others_turn
 
     def release(self) -> None:
         with self._changed:
             self._held = False
+            self._others_turn = self._holder_first and self.waiting > self._first_waiting
             if self.waiting:
                 self._changed.notify_all()
 

@@ -1,5 +1,6 @@
-"""The in-process SQLite write lock: the log's writer goes before the other waiters, a take
-is bounded, and SQLAlchemy's transactions give it back however they end."""
+"""The in-process SQLite write lock: the log's writer goes before the other waiters (but not
+twice in a row while they wait), a take is bounded, and SQLAlchemy's transactions give it
+back however they end."""
 
 from __future__ import annotations
 
@@ -39,6 +40,34 @@ def test_a_first_taker_goes_before_those_already_waiting() -> None:
     waiting_writer.join(5)
 
     assert order == ["log writer", "other"]
+
+
+def test_after_a_first_taker_those_waiting_otherwise_go_next() -> None:
+    """A log writer that never pauses cannot starve the others: priority, not twice in a row."""
+    lock = WriteLock()
+    order: list[str] = []
+    lock.acquire(first=True)
+
+    def other() -> None:
+        lock.acquire()
+        order.append("other")
+        lock.release()
+
+    def log_writer() -> None:
+        with lock.first():
+            order.append("log writer")
+
+    waiting_other = threading.Thread(target=other)
+    waiting_other.start()
+    wait_until(lambda: lock.waiting == 1, 5, "the other writer to wait", interval=0.005)
+    waiting_writer = threading.Thread(target=log_writer)
+    waiting_writer.start()
+    wait_until(lambda: lock.waiting == 2, 5, "the log writer to wait", interval=0.005)
+    lock.release()
+    waiting_other.join(5)
+    waiting_writer.join(5)
+
+    assert order == ["other", "log writer"]
 
 
 def test_a_take_gives_up_after_its_timeout() -> None:
