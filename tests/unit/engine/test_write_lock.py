@@ -15,10 +15,12 @@ from tasktrail.engine.database import WriteLock, create_sql_engine, sqlite_write
 from tasktrail.settings import Settings
 
 
-def test_a_first_taker_goes_before_those_already_waiting() -> None:
+def order_after_release(holder_first: bool) -> list[str]:
+    """Who goes next when the holder (a first taker or not) releases, with another writer
+    and then the log writer waiting."""
     lock = WriteLock()
     order: list[str] = []
-    lock.acquire()
+    lock.acquire(first=holder_first)
 
     def other() -> None:
         lock.acquire()
@@ -38,36 +40,16 @@ def test_a_first_taker_goes_before_those_already_waiting() -> None:
     lock.release()
     waiting_other.join(5)
     waiting_writer.join(5)
+    return order
 
-    assert order == ["log writer", "other"]
+
+def test_a_first_taker_goes_before_those_already_waiting() -> None:
+    assert order_after_release(holder_first=False) == ["log writer", "other"]
 
 
 def test_after_a_first_taker_those_waiting_otherwise_go_next() -> None:
     """A log writer that never pauses cannot starve the others: priority, not twice in a row."""
-    lock = WriteLock()
-    order: list[str] = []
-    lock.acquire(first=True)
-
-    def other() -> None:
-        lock.acquire()
-        order.append("other")
-        lock.release()
-
-    def log_writer() -> None:
-        with lock.first():
-            order.append("log writer")
-
-    waiting_other = threading.Thread(target=other)
-    waiting_other.start()
-    wait_until(lambda: lock.waiting == 1, 5, "the other writer to wait", interval=0.005)
-    waiting_writer = threading.Thread(target=log_writer)
-    waiting_writer.start()
-    wait_until(lambda: lock.waiting == 2, 5, "the log writer to wait", interval=0.005)
-    lock.release()
-    waiting_other.join(5)
-    waiting_writer.join(5)
-
-    assert order == ["other", "log writer"]
+    assert order_after_release(holder_first=True) == ["other", "log writer"]
 
 
 def test_a_take_gives_up_after_its_timeout() -> None:
