@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -53,7 +54,7 @@ def aware(moment: datetime | None) -> datetime | None:
 
 
 def test_inserted_and_updated_rows_read_back_exactly(sql: sa.Engine, table: sa.Table) -> None:
-    given = [
+    given: list[dict[str, Any]] = [
         {
             "id": f"row-{n}",
             "label": label,
@@ -68,7 +69,7 @@ def test_inserted_and_updated_rows_read_back_exactly(sql: sa.Engine, table: sa.T
         insert_rows(connection, table, given)
     assert stored(sql) == {row["id"]: row for row in given}
 
-    changes = [
+    changes: list[dict[str, Any]] = [
         {"id": "row-1", "label": None, "flag": True, "at": BASE - timedelta(days=400)},
         {"id": "row-4", "label": "é\u2028", "flag": None, "at": None},
         {"id": "missing", "label": "no such row", "flag": False, "at": BASE},
