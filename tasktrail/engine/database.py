@@ -22,7 +22,8 @@ from tasktrail.settings import Settings
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Where a connection keeps the in-process write lock it holds (see sqlite_write_lock).
 _HOLDS_WRITE_LOCK = "tasktrail.sqlite_write_lock"
-_write_locks: dict[str, WriteLock] = {}
+_write_locks: dict[str, WriteLock] = {}  # by the file's real path
+_write_locks_by_name: dict[str, WriteLock] = {}  # by the path as callers name it
 _write_locks_guard = threading.Lock()
 
 
@@ -157,11 +158,11 @@ def sqlite_write_lock(path: str) -> WriteLock:
     store's, the projector's, claims) wait on this lock instead and go the moment it is
     free; SQLite's own lock still orders them against other processes.
     """
-    lock = _write_locks.get(path)  # looked up at every write: no realpath's syscalls then
+    lock = _write_locks_by_name.get(path)  # at every write: no realpath's syscalls then
     if lock is None:
         with _write_locks_guard:
             lock = _write_locks.setdefault(os.path.realpath(path), WriteLock())
-            _write_locks[path] = lock
+            _write_locks_by_name[path] = lock
     return lock
 
 

@@ -27,8 +27,12 @@ metadata = sa.MetaData()
 
 def upsert_into(connection: sa.Connection, table: sa.Table) -> Any:
     """An INSERT into ``table`` that offers ``on_conflict_do_*`` on both backends."""
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    return insert(table)
+    return upsert_for(table, postgres=connection.dialect.name == "postgresql")
+
+
+def upsert_for(table: sa.Table, *, postgres: bool) -> Any:
+    """``upsert_into`` for a statement built before any connection (to be cached)."""
+    return (postgresql.insert if postgres else sqlite.insert)(table)
 
 
 class Projection(Protocol):

@@ -14,9 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from tasktrail.projections.base import metadata, one_of
+from tasktrail.projections.base import metadata, one_of, upsert_for
 
 NAME = "task_status_counts"
 
@@ -57,7 +56,7 @@ def add(connection: sa.Connection, table: sa.Table, deltas: Mapping[str, int]) -
 
 @lru_cache(maxsize=128)
 def _upsert(table: sa.Table, postgres: bool) -> Any:
-    statement = (postgresql.insert if postgres else sqlite.insert)(table)
+    statement = upsert_for(table, postgres=postgres)
     return statement.on_conflict_do_update(
         index_elements=[table.c.status], set_={"n": table.c.n + statement.excluded.n}
     )

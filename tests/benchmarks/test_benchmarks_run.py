@@ -29,9 +29,17 @@ SMALL = {
     "sse_nginx": (["--rate", "10", "--seconds", "1", "--repeat", "1"], "sse_nginx.json"),
 }
 NEEDS_NGINX = {"sse_nginx", "scale_out"}
-# PostgreSQL only (K worker processes behind nginx); it has no --backend.
+# PostgreSQL only: K worker processes (behind nginx for scale_out, which has no --backend;
+# worker_throughput's split figures read the worker process's writer summary from its log).
 SMALL_POSTGRES = {
-    "scale_out": (["--runs", "20", "--workers", "1", "--repeat", "1"], "scale_out.json")
+    "scale_out": (["--runs", "20", "--workers", "1", "--repeat", "1"], "scale_out.json"),
+    "worker_throughput split": (
+        [
+            *["--tasks", "20", "--concurrency", "2", "--repeat", "1", "--rate", "10"],
+            *["--seconds", "1", "--worker-processes", "1", "--backend", "postgres"],
+        ],
+        "worker_throughput.json",
+    ),
 }
 
 
@@ -48,10 +56,11 @@ def test_the_benchmark_runs_and_saves_its_figures(
         arguments, saved = SMALL[name]
         arguments = [*arguments, "--backend", "sqlite"]
     env = {**os.environ, "TASKTRAIL_BENCHMARK_RESULTS": str(tmp_path)}
-    if name == "worker_throughput":
+    script = name.split()[0]
+    if script == "worker_throughput":
         arguments = [*arguments, "--output", str(tmp_path / saved)]
     finished = subprocess.run(
-        [sys.executable, str(BENCHMARKS / f"{name}.py"), *arguments],
+        [sys.executable, str(BENCHMARKS / f"{script}.py"), *arguments],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -63,3 +72,5 @@ def test_the_benchmark_runs_and_saves_its_figures(
     assert isinstance(figures, list), figures
     assert figures, "no figures saved"
     assert all(isinstance(figure, dict) and figure for figure in figures), figures
+    if name.endswith(" split"):
+        assert [f["writer_max_wait_ms"] for f in figures if f["figure"] == "split"], figures
