@@ -19,10 +19,12 @@ Per backend, each figure on a fresh database and a median of ``--repeat`` runs:
   batching adds to an event's latency);
 - ``latency``: one task every 1/``--rate`` s for ``--seconds`` s: submit -> ``task.started``
   seen by the follower, p50/p99; and cancel -> Cancelled of running tasks;
-- with ``--worker-processes K`` (PostgreSQL): ``split``, the no-op and the progress figures
-  again with the workers in K `tasktrail worker` processes of ``--concurrency``'s last value
-  threads each (the scale-out layout: one of them holds the projector lock), this process
-  keeping only the clients, its follower and a standby projector.
+- with ``--worker-processes K``: ``split``, the no-op and the progress figures again with the
+  workers in K `tasktrail worker` processes of ``--concurrency``'s last value threads each,
+  this process keeping the clients and its follower: layout ``serve`` as
+  ``serve --worker-processes K`` runs them (this process projects; both backends), and on
+  PostgreSQL layout ``scale-out`` (plain worker processes, one of them holds the projector
+  lock; this process's projector stands by).
 
 Everything else runs in one process (the embedded layout: follower, projector, worker pool and
 the clients). Prints one JSON line per figure; saves them under benchmarks/results/.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -58,6 +61,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.processes import start_worker, wait_until
 
 PROGRESS_STEPS = 20
+SCALE_OUT = "scale-out"  # split layouts: tasktrail worker processes that project
+SERVE = "serve"  # serve --worker-processes: children that leave projecting to their parent
 WAIT_SECONDS = 300.0
 
 
@@ -166,12 +171,20 @@ def lifecycle(url: str, tasks: int, concurrency: int, clients: int, steps: int) 
 
 
 def split(
-    url: str, tasks: int, processes: int, concurrency: int, clients: int, steps: int = 0
+    url: str,
+    tasks: int,
+    processes: int,
+    concurrency: int,
+    clients: int,
+    steps: int = 0,
+    layout: str = SCALE_OUT,
 ) -> dict[str, float]:
     """``lifecycle``'s figure (no-op, or ``steps`` progress reports) with the workers in
-    ``processes`` other processes, started (and registered) first, so one of them holds the
-    projector lock."""
+    ``processes`` other processes, started (and registered) first. ``SCALE_OUT``: plain
+    ``tasktrail worker`` processes, one of which holds the projector lock; ``SERVE``: as
+    ``serve --worker-processes`` starts them (no projector: this process projects)."""
     schema.upgrade(Settings(database_url=url))
+    supervisor = os.getpid() if layout == SERVE else None
     with tempfile.TemporaryDirectory() as logs:
         workers = [
             start_worker(
@@ -180,6 +193,7 @@ def split(
                 Path(logs),
                 concurrency=concurrency,
                 settings={"poll_seconds": 0.05},
+                supervised_by=supervisor,
             )
             for n in range(processes)
         ]
@@ -318,7 +332,9 @@ def measure_backend(backend: str, args: argparse.Namespace) -> list[dict[str, An
             "progress", tasks=args.tasks, concurrency=concurrency, clients=args.clients, **progress
         )
     emit("latency", **fresh(backend, lambda url: latency(url, args.rate, args.seconds)))
-    if args.worker_processes and backend == "postgres":
+    # Scale-out workers each run a projector: on SQLite all would be active (no lock).
+    layouts = [SERVE, SCALE_OUT] if backend == "postgres" else [SERVE]
+    for layout in layouts if args.worker_processes else []:
         threads = args.concurrency[-1]
         for steps in (0, PROGRESS_STEPS):
             runs = [
@@ -331,12 +347,14 @@ def measure_backend(backend: str, args: argparse.Namespace) -> list[dict[str, An
                         concurrency=threads,
                         clients=args.clients,
                         steps=steps,
+                        layout=layout,
                     ),
                 )
                 for _ in repeat
             ]
             emit(
                 "split",
+                layout=layout,
                 tasks=args.tasks,
                 worker_processes=args.worker_processes,
                 concurrency=threads,

@@ -167,17 +167,20 @@ def read_side_projections() -> list[Projection]:
     return [TaskViewProjection(), StrategyViewProjection(), WorkQueueProjection()]
 
 
-def build_runtime(container: Container, *, workers: int = 0) -> Runtime:
+def build_runtime(container: Container, *, workers: int = 0, project: bool = True) -> Runtime:
     """The follower with the projector as its first consumer (the HTTP app adds its hub),
     and ``workers`` worker threads. On PostgreSQL the projector is active only while it holds
-    the projector lock; every other process's projector stands by."""
+    the projector lock; every other process's projector stands by. Without ``project`` (a
+    worker process whose parent projects) there is no projector."""
     follower = Follower(container.store, container.settings)
-    projector = Projector(container.relaxed_sql, read_side_projections())
-    follower.add_consumer(projector)
     container.parts["follower"] = follower
-    container.parts["projector"] = projector
+    runtime = Runtime(follower=follower)
+    if project:
+        projector = Projector(container.relaxed_sql, read_side_projections())
+        follower.add_consumer(projector)
+        container.parts["projector"] = projector
+        runtime.releasers.append(projector.release)
     writer: GroupCommitWriter = container.parts["writer"]
-    runtime = Runtime(follower=follower, releasers=[projector.release])
     # Started first and stopped last (stoppers run in reverse): what is queued is recorded.
     runtime.starters.append(writer.start)
     runtime.stoppers.append(writer.stop)

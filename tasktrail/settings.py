@@ -26,6 +26,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 4
+    # serve: run the workers in this many ``tasktrail worker`` children instead of threads.
+    worker_processes: int = 0
     api_token: str | None = None
     admin_token: str | None = None
     max_body_bytes: int = 64 * 1024
@@ -63,6 +65,18 @@ class Settings:
             raise ConfigurationError(f"not an SQLite URL: {self.database_url}")
         return Path(self.database_url.removeprefix("sqlite:///"))
 
+    def environment(self) -> dict[str, str]:
+        """These settings as the ``TASKTRAIL_*`` variables ``from_env`` reads back (for a
+        child process); unset optional ones are left out."""
+        variables = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None or f.name == "extra":
+                continue
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            variables[ENV_PREFIX + f.name.upper()] = text
+        return variables
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied; ``None`` values leave a field as it was."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -89,6 +103,8 @@ class Settings:
             )
         if self.workers < 0:
             raise ConfigurationError("workers must be 0 or more")
+        if self.worker_processes < 0:
+            raise ConfigurationError("worker_processes must be 0 or more")
         if not 0 <= self.port <= 65535:
             raise ConfigurationError(f"port must be between 0 and 65535, not {self.port}")
         for name in _POSITIVE:

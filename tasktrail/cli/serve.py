@@ -14,6 +14,8 @@ import click
 import uvicorn
 
 from tasktrail import bootstrap
+from tasktrail.cli.worker_processes import WorkerProcesses
+from tasktrail.engine.leases import fail_runs_of_exited_process
 from tasktrail.errors import ConfigurationError
 from tasktrail.http.app import create_app
 from tasktrail.settings import Settings
@@ -43,7 +45,18 @@ def server_for(settings: Settings, *, workers: bool = True) -> uvicorn.Server:
     """A uvicorn server running the whole process (not started)."""
     check_bind(settings)
     container = bootstrap.build(settings)
-    runtime = bootstrap.build_runtime(container, workers=settings.workers if workers else 0)
+    children = bool(workers and settings.worker_processes)
+    threads = settings.workers if workers and not children else 0
+    runtime = bootstrap.build_runtime(container, workers=threads)
+    if children:
+        reaper = bootstrap.build_reaper(container)
+        processes = WorkerProcesses(
+            settings, on_exit=lambda pid: fail_runs_of_exited_process(reaper, pid)
+        )
+        container.parts["worker_processes"] = processes
+        # Started after the rest of start-up, stopped before the rest of shut-down.
+        runtime.starters.append(processes.start)
+        runtime.stoppers.append(processes.stop)
     app = create_app(container, runtime)
     config = uvicorn.Config(
         app,
@@ -66,7 +79,15 @@ def server_for(settings: Settings, *, workers: bool = True) -> uvicorn.Server:
 @click.command()
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8000).")
-@click.option("--workers", type=int, default=None, help="Worker threads in this process.")
+@click.option(
+    "--workers", type=int, default=None, help="Worker threads (per worker process, if any)."
+)
+@click.option(
+    "--worker-processes",
+    type=int,
+    default=None,
+    help="Run the workers in this many supervised child processes instead of threads here.",
+)
 @click.option("--no-workers", is_flag=True, help="Run no workers (scale-out: API only).")
 @click.option("--api-token", default=None, help="Token every /api call needs.")
 @click.option("--admin-token", default=None, help="Token admin endpoints need.")
@@ -76,11 +97,12 @@ def serve(
     host: str | None,
     port: int | None,
     workers: int | None,
+    worker_processes: int | None,
     no_workers: bool,
     api_token: str | None,
     admin_token: str | None,
 ) -> None:
-    """Serve the API, the SSE streams and the web page; run workers in-process."""
+    """Serve the API, the SSE streams and the web page; run the workers too."""
     from tasktrail.cli import configure_logging, settings_from
 
     settings = settings_from(
@@ -88,6 +110,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        worker_processes=worker_processes,
         api_token=api_token,
         admin_token=admin_token,
     )

@@ -53,6 +53,32 @@ def wait_until(
     raise ProcessError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...), or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return text.rpartition(")")[2].split()
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def children_of(pid: int) -> list[int]:
+    """The running processes whose parent is ``pid`` (from /proc)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(entry.name)
+            if fields is not None and fields[1] == str(pid) and fields[0] != "Z":
+                children.append(int(entry.name))
+    return children
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.5)
@@ -211,9 +237,13 @@ def start_worker(
     *,
     concurrency: int = 4,
     settings: Mapping[str, object] | None = None,
+    supervised_by: int | None = None,
 ) -> Process:
-    """``tasktrail worker --concurrency N`` against ``database_url``."""
+    """``tasktrail worker --concurrency N`` against ``database_url``; with ``supervised_by``,
+    as serve starts its worker processes (no projector; it stops when that pid is gone)."""
     argv = [sys.executable, "-m", "tasktrail", "worker", "--concurrency", str(concurrency)]
+    if supervised_by is not None:
+        argv += ["--supervised-by", str(supervised_by)]
     env = tasktrail_env(database_url, **(settings or {}))
     process = spawn(name, argv, log_dir, env=env)
     time.sleep(0.2)

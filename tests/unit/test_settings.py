@@ -14,6 +14,7 @@ EVERY_VARIABLE = {
     "TASKTRAIL_HOST": "127.0.0.2",
     "TASKTRAIL_PORT": "9001",
     "TASKTRAIL_WORKERS": "0",
+    "TASKTRAIL_WORKER_PROCESSES": "3",
     "TASKTRAIL_API_TOKEN": "tok",
     "TASKTRAIL_ADMIN_TOKEN": "adm",
     "TASKTRAIL_MAX_BODY_BYTES": "1024",
@@ -49,6 +50,7 @@ def test_every_variable_is_read_and_typed() -> None:
         host="127.0.0.2",
         port=9001,
         workers=0,
+        worker_processes=3,
         api_token="tok",
         admin_token="adm",
         max_body_bytes=1024,
@@ -68,6 +70,16 @@ def test_every_variable_is_read_and_typed() -> None:
         seed_examples=False,
         log_level="debug",
     )
+
+
+def test_settings_as_variables_read_back_as_the_same_settings() -> None:
+    """What serve hands its worker processes (``Settings.environment``)."""
+    every = Settings.from_env(EVERY_VARIABLE)
+    assert Settings.from_env(every.environment()) == every
+    assert every.environment()["TASKTRAIL_SEED_EXAMPLES"] == "false"
+    odd = Settings(lease_seconds=0.1 + 0.2, api_token=None)  # a float with a long repr
+    assert Settings.from_env(odd.environment()) == odd
+    assert "TASKTRAIL_API_TOKEN" not in odd.environment()
 
 
 def test_the_table_above_names_every_field() -> None:
