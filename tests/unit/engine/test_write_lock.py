@@ -1,9 +1,11 @@
-"""The in-process SQLite write lock: the log's writer goes before the other waiters (but not
+"""The SQLite write lock: the log's writer goes before the other waiters (but not
 twice in a row while they wait), a take is bounded, and SQLAlchemy's transactions give it
-back however they end."""
+back however they end, and writers of other processes on the same file wait for it too."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -104,3 +106,43 @@ def test_a_transaction_holds_the_lock_until_it_commits_or_rolls_back(engine: sa.
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT n FROM t").scalars().all() == [1]
     engine.dispose()
+
+
+HOLD_IN_OTHER_PROCESS = """
+import sys, time
+from pathlib import Path
+from tasktrail.engine.database import sqlite_write_lock
+lock = sqlite_write_lock(sys.argv[1])
+lock.acquire()
+Path(sys.argv[2]).write_text("held")
+time.sleep(0.5)
+Path(sys.argv[2]).write_text("released")
+lock.release()
+time.sleep(5)
+"""
+
+
+def test_a_writer_waits_for_the_holder_in_another_process(tmp_path: Path) -> None:
+    """The lock is also held among processes (a flock beside the file): a take waits until
+    the other process has released, and the lock file lies next to the database."""
+    database, state = tmp_path / "shared.db", tmp_path / "state"
+    other = subprocess.Popen(
+        [sys.executable, "-c", HOLD_IN_OTHER_PROCESS, str(database), str(state)]
+    )
+    try:
+        wait_until(lambda: state.exists(), 30, "the other process to hold the lock")
+        lock = sqlite_write_lock(str(database))
+        assert lock.acquire(timeout=10)
+        try:
+            assert state.read_text() == "released"
+        finally:
+            lock.release()
+        assert (tmp_path / "shared.db-lock").exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_an_in_memory_database_has_no_lock_between_processes() -> None:
+    assert sqlite_write_lock(":memory:").across is None
+    assert sqlite_write_lock("").across is None
