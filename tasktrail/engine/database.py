@@ -139,6 +139,10 @@ class WriteLock:
         """True once held (in this process and, with ``across``, among processes); False
         after ``timeout`` seconds without it in this process."""
         if not self._acquire_here(first, timeout):
+            # A release was missed here (the holder never gave it back): nor may the file
+            # lock stay held by this process for ever, keeping the other processes out.
+            if self.across is not None:
+                self.across.release()
             return False
         if self.across is not None:
             try:

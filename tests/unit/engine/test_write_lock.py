@@ -4,6 +4,8 @@ back however they end, and writers of other processes on the same file wait for 
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
 import sys
 import threading
@@ -146,3 +148,26 @@ def test_a_writer_waits_for_the_holder_in_another_process(tmp_path: Path) -> Non
 def test_an_in_memory_database_has_no_lock_between_processes() -> None:
     assert sqlite_write_lock(":memory:").across is None
     assert sqlite_write_lock("").across is None
+
+
+def file_lock_free(path: Path) -> bool:
+    """Whether another open file (as another process would have) can take the flock now."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(descriptor)  # closing it drops the flock it took
+    return True
+
+
+def test_a_take_that_times_out_frees_the_file_lock_for_other_processes(tmp_path: Path) -> None:
+    """A release missed in this process keeps the others out one busy timeout, not for ever."""
+    database = tmp_path / "missed.db"
+    lock = sqlite_write_lock(str(database))
+    assert lock.acquire(timeout=1)  # and never released: the missed release
+    lock_file = tmp_path / "missed.db-lock"
+    assert not file_lock_free(lock_file)
+    assert not lock.acquire(timeout=0.05)
+    assert file_lock_free(lock_file)
