@@ -3,7 +3,9 @@
 One process on the embedded SQLite default: the database is created and migrated on first
 start, example strategies are seeded, and ``http://127.0.0.1:8000/`` answers. SIGINT/SIGTERM
 stop it within a few seconds, open SSE streams included (sse-starlette ends them when uvicorn
-starts shutting down; ``timeout_graceful_shutdown`` is the backstop).
+starts shutting down; ``timeout_graceful_shutdown`` is the backstop). With
+``--worker-processes K`` the workers run in K supervised children instead of threads here
+(``worker_processes.py``).
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ def server_for(settings: Settings, *, workers: bool = True) -> uvicorn.Server:
         processes = WorkerProcesses(
             settings, on_exit=lambda pid: fail_runs_of_exited_process(reaper, pid)
         )
-        container.parts["worker_processes"] = processes
         # Started after the rest of start-up, stopped before the rest of shut-down.
         runtime.starters.append(processes.start)
         runtime.stoppers.append(processes.stop)
