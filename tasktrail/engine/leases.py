@@ -162,7 +162,12 @@ def live_workers(sql: sa.Engine, *, at: datetime | None = None) -> set[str]:
     return {row[0] for row in rows if aware(row[1]) >= moment}
 
 
-def fail_lost(service: ExecutionService, task_id: UUID, worker_id: str | None) -> bool:
+def fail_lost(
+    service: ExecutionService,
+    task_id: UUID,
+    worker_id: str | None,
+    why: str = "stopped renewing its lease",
+) -> bool:
     """Record Failed(worker_lost) if the task still runs on ``worker_id``; True if recorded."""
 
     def command(task: ExecutionTask) -> bool:
@@ -170,7 +175,7 @@ def fail_lost(service: ExecutionService, task_id: UUID, worker_id: str | None) -
             return False
         task.fail(
             "WorkerLost",
-            f"worker {worker_id} stopped renewing its lease",
+            f"worker {worker_id} {why}",
             retryable=True,
             reason=WORKER_LOST,
         )
@@ -272,11 +277,19 @@ def fail_orphans_at_start_up(reaper: Reaper, own_worker_id: str | None = None) -
 def fail_runs_of_exited_process(reaper: Reaper, pid: int) -> list[UUID]:
     """Fail at once the RUNNING tasks of a worker process of this host that has exited
     (``pid``: a child whose exit its parent just saw), instead of when its lease expires."""
+    of_process = sa.and_(workers.c.hostname == socket.gethostname(), workers.c.pid == pid)
     with reaper.sql.begin() as connection:
-        connection.execute(
-            workers.delete().where(workers.c.hostname == socket.gethostname(), workers.c.pid == pid)
-        )
-    return reaper.reap_once()
+        exited = set(connection.execute(sa.select(workers.c.worker_id).where(of_process)).scalars())
+        connection.execute(workers.delete().where(of_process))
+    failed = [
+        task_id
+        for task_id, worker_id in reaper.running()
+        if worker_id in exited
+        and fail_lost(reaper.service, task_id, worker_id, f"exited (process {pid} ended)")
+    ]
+    for task_id in failed:
+        log.warning("task %s failed: its worker process %d exited", task_id, pid)
+    return failed + reaper.reap_once()
 
 
 def _process_alive(pid: int) -> bool:

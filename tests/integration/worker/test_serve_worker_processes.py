@@ -78,6 +78,7 @@ def test_serve_runs_its_tasks_in_worker_processes_and_replaces_one_killed(
         ended = service.get_task(doomed.id)
         assert ended.error is not None
         assert ended.error["reason"] == "worker_lost"
+        assert f"exited (process {victim} ended)" in ended.error["message"]
         assert failed_after < 60, failed_after  # the lease is 600 s
 
         def replaced() -> bool:
