@@ -61,7 +61,6 @@ class WorkerProcesses:
         self.children = [_Child(number) for number in range(settings.worker_processes)]
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.restarts = 0
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "tasktrail", "worker", "--supervised-by", str(os.getpid())]
@@ -70,10 +69,6 @@ class WorkerProcesses:
         """serve's settings for a child: its threads, no seeding (serve did it)."""
         child = self.settings.replace(worker_processes=0, seed_examples=False)
         return {**os.environ, **child.environment()}
-
-    @property
-    def pids(self) -> list[int]:
-        return [c.popen.pid for c in self.children if c.popen and c.popen.poll() is None]
 
     def start(self) -> None:
         self._stopping.clear()
@@ -126,7 +121,6 @@ class WorkerProcesses:
         if child.popen is None:  # waiting to be started again
             if moment >= child.restart_at:
                 self._launch(child)
-                self.restarts += 1
             return
         code = child.popen.poll()
         if code is None:

@@ -212,7 +212,8 @@ def sqlite_write_lock(path: str) -> WriteLock:
     store's, the projector's, claims) wait on this lock instead and go the moment it is
     free. Between processes on one file (serve and its worker processes) the holder also
     holds an ``flock`` on ``PATH-lock`` (ProcessLock), on which the kernel wakes a waiter at
-    once: with SQLite's sleeps alone a worker process's writes waited up to 80-110 ms.
+    once: with SQLite's sleeps alone, serve's log writer beside one worker process waited
+    105-331 ms at p99 and up to 538 ms (docs/design.md R2).
     """
     lock = _write_locks_by_name.get(path)  # at every write: no realpath's syscalls then
     if lock is None:
@@ -227,7 +228,8 @@ def sqlite_write_lock(path: str) -> WriteLock:
 
 
 def _is_file(path: str) -> bool:
-    """Not an in-memory database (``""``, ``:memory:``, ``file::memory:...``)."""
+    """A plain file path: not an in-memory database (``""``, ``:memory:``) nor a ``file:``
+    URI (in memory or not), which are left to SQLite's own lock."""
     return bool(path) and ":memory:" not in path and not path.startswith("file:")
 
 
