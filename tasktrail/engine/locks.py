@@ -120,8 +120,16 @@ class AdvisoryLock:
         return True
 
     def release(self) -> None:
-        """Give the lock up (a clean stop): the connection is closed, not returned to the pool,
-        so no pooled session keeps it."""
+        """Give the lock up (a clean stop): unlocked first, so another session can take it as
+        soon as this returns (a closed connection's backend exits, and lets go, only a moment
+        later), then closed rather than returned to the pool, so no pooled session keeps it."""
+        if self._connection is not None:
+            try:
+                self._connection.execute(
+                    sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self.key}
+                )
+            except sa.exc.SQLAlchemyError as error:
+                log.warning("cannot unlock the %s lock (closing its session): %s", self.role, error)
         self._drop()
         self._checked_at = -float("inf")
 

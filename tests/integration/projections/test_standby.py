@@ -16,7 +16,7 @@ from support.processes import Fleet, Process, ProcessError, fleet, start_worker,
 from tasktrail.cli import cli
 from tasktrail.engine.database import create_sql_engine
 from tasktrail.engine.handlers import SLEEP_KIND
-from tasktrail.engine.locks import PROJECTOR_LOCK_KEY, holder
+from tasktrail.engine.locks import PROJECTOR_LOCK_KEY, AdvisoryLock, holder
 from tasktrail.engine.log import read_log
 from tasktrail.engine.service import ExecutionService
 from tasktrail.engine.store import TaskStore
@@ -88,6 +88,23 @@ def test_only_the_lock_holder_applies_and_a_standby_takes_over_when_it_lets_go(
     assert second.handle(more) == more[-1].position
     assert view_position(sql) == more[-1].position
     second.release()
+    assert holder(sql, PROJECTOR_LOCK_KEY) is None
+
+
+def test_a_released_lock_can_be_taken_by_another_session_at_once(
+    sql: sa.Engine, other_sql: sa.Engine
+) -> None:
+    """Release unlocks before it closes the session: a closed connection's backend lets go of
+    its locks only once it has exited, a moment later, and a standby trying in that moment
+    stood by for another second (CI caught it)."""
+    one = AdvisoryLock(sql, PROJECTOR_LOCK_KEY, "projector", check_seconds=0)
+    other = AdvisoryLock(other_sql, PROJECTOR_LOCK_KEY, "projector", check_seconds=0)
+    for _ in range(50):
+        assert one.held()
+        assert not other.held()
+        one.release()
+        assert other.held(), "the lock was still held after release() returned"
+        other.release()
     assert holder(sql, PROJECTOR_LOCK_KEY) is None
 
 
