@@ -16,7 +16,9 @@ Per backend, each figure on a fresh database and a median of ``--repeat`` runs:
   ``--concurrency``'s last value;
 - with both: what the group-commit writer did: records (one worker's events of one task) per
   transaction, and the mean, p99 and longest wait of a record for its batch to start (what
-  batching adds to an event's latency);
+  batching adds to an event's latency), and the p99 and longest of the part of that wait
+  after the writer was free (``handover``: the rest is the transaction in flight, which a
+  record written on its own would wait for too, on the log's lock);
 - ``latency``: one task every 1/``--rate`` s for ``--seconds`` s: submit -> ``task.started``
   seen by the follower, p50/p99; and cancel -> Cancelled of running tasks;
 - with ``--worker-processes K``: ``split``, the no-op and the progress figures again with the
@@ -167,6 +169,8 @@ def lifecycle(url: str, tasks: int, concurrency: int, clients: int, steps: int) 
         "writer_mean_wait_ms": 1000 * writer.waited_seconds / max(1, writer.waited),
         "writer_p99_wait_ms": 1000 * writer.wait_percentile(0.99),
         "writer_max_wait_ms": 1000 * writer.max_wait_seconds,
+        "writer_p99_handover_ms": 1000 * writer.handover_percentile(0.99),
+        "writer_max_handover_ms": 1000 * writer.max_handover_seconds,
     }
 
 
@@ -214,23 +218,51 @@ def split(
         # The workers' writers (Started, progress, terminal events) log what they did on stop.
         logged = [writer_waits_ms(worker.log_path) for worker in workers]
     own = engine.container.parts["writer"]
+    own_waits = tuple(
+        1000 * seconds
+        for seconds in (
+            own.wait_percentile(0.99),
+            own.max_wait_seconds,
+            own.handover_percentile(0.99),
+            own.max_handover_seconds,
+        )
+    )
+    # Each column's worst of this process's writer and the workers'.
+    worst = [max(column) for column in zip(own_waits, *logged, strict=True)]
     return {
         "submit_per_s": tasks / (submitted - started),
         "tasks_per_s": tasks / (finished - started),
         "progress_events_per_s": progress_events / (finished - started),
-        "writer_p99_wait_ms": max([1000 * own.wait_percentile(0.99), *(p99 for p99, _ in logged)]),
-        "writer_max_wait_ms": max([1000 * own.max_wait_seconds, *(m for _, m in logged)]),
+        **dict(zip(WAIT_KEYS, worst, strict=True)),
     }
 
 
-def writer_waits_ms(log_path: Path) -> tuple[float, float]:
-    """The p99 and longest batch waits a stopped process's group-commit writer logged."""
-    pattern = r"group-commit writer stopped: .*p99 ([0-9.]+) ms, longest ([0-9.]+) ms"
+def writer_waits_ms(log_path: Path) -> tuple[float, float, float, float]:
+    """The p99 and longest batch waits, and of their handover part, that a stopped process's
+    group-commit writer logged."""
+    pattern = (
+        r"group-commit writer stopped: .*p99 ([0-9.]+) ms, longest ([0-9.]+) ms; "
+        r"of it after the writer was free: p99 ([0-9.]+) ms, longest ([0-9.]+) ms"
+    )
     found = re.findall(pattern, log_path.read_text())
     if not found:
         raise RuntimeError(f"no group-commit writer summary in {log_path}")
-    p99, longest = found[-1]
-    return float(p99), float(longest)
+    p99, longest, handover_p99, handover_longest = (float(f) for f in found[-1])
+    return p99, longest, handover_p99, handover_longest
+
+
+def longest(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The longest waits of all runs (not their median), as the figures report them."""
+    keys = ("writer_max_wait_ms", "writer_max_handover_ms")
+    return {key: round(max(run[key] for run in runs), 1) for key in keys}
+
+
+WAIT_KEYS = (
+    "writer_p99_wait_ms",
+    "writer_max_wait_ms",
+    "writer_p99_handover_ms",
+    "writer_max_handover_ms",
+)
 
 
 def latency(url: str, rate: float, seconds: float) -> dict[str, Any]:
@@ -307,9 +339,8 @@ def measure_backend(backend: str, args: argparse.Namespace) -> list[dict[str, An
             )
             for _ in repeat
         ]
-        noop = medians(runs)
+        noop = medians(runs) | longest(runs)
         del noop["progress_events_per_s"], noop["progress_events_per_task"]
-        noop["writer_max_wait_ms"] = round(max(run["writer_max_wait_ms"] for run in runs), 1)
         emit("noop", tasks=args.tasks, concurrency=concurrency, clients=args.clients, **noop)
     for concurrency in sorted({8, args.concurrency[-1]}):
         runs = [
@@ -325,9 +356,7 @@ def measure_backend(backend: str, args: argparse.Namespace) -> list[dict[str, An
             )
             for _ in repeat
         ]
-        progress = medians(runs) | {
-            "writer_max_wait_ms": round(max(r["writer_max_wait_ms"] for r in runs), 1)
-        }
+        progress = medians(runs) | longest(runs)
         emit(
             "progress", tasks=args.tasks, concurrency=concurrency, clients=args.clients, **progress
         )
@@ -360,9 +389,7 @@ def measure_backend(backend: str, args: argparse.Namespace) -> list[dict[str, An
                 concurrency=threads,
                 clients=args.clients,
                 progress_steps=steps,
-                # The longest wait of all runs, as for the other figures (not their median).
-                **medians(runs)
-                | {"writer_max_wait_ms": round(max(r["writer_max_wait_ms"] for r in runs), 1)},
+                **medians(runs) | longest(runs),
             )
     return figures
 

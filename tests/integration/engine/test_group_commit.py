@@ -5,6 +5,7 @@ writer."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
@@ -46,16 +47,20 @@ def started(service: ExecutionService) -> ExecutionTask:
 
 
 def queued_behind_lock(
-    settings: Settings, writer: GroupCommitWriter, records: list[Callable[[], None]]
+    settings: Settings,
+    writer: GroupCommitWriter,
+    records: list[Callable[[], None]],
+    hold_seconds: float = 0.0,
 ) -> list[Future[None]]:
     """Run ``records`` (each a writer.record call) while the log is locked: the first one's
-    transaction waits on the lock and the rest queue up behind it. Returns their outcomes
-    once the lock is gone."""
+    transaction waits on the lock and the rest queue up behind it (for ``hold_seconds`` more
+    once they all have). Returns their outcomes once the lock is gone."""
     with ThreadPoolExecutor(len(records)) as pool, log_locked(settings):
         futures = [pool.submit(records[0])]
         writer_at(lambda: writer.in_flight == 1)
         futures += [pool.submit(record) for record in records[1:]]
         writer_at(lambda: writer.queued == len(records) - 1)
+        time.sleep(hold_seconds)
     return futures
 
 
@@ -76,6 +81,25 @@ def test_callers_waiting_together_share_one_transaction(
     assert writer.saved == CALLERS
     # The first caller's batch waited on the lock while the others queued: they went in one.
     assert writer.batches == 2
+
+
+def test_a_wait_behind_the_transaction_in_flight_is_not_counted_as_handover(
+    settings: Settings, service: ExecutionService, writer: GroupCommitWriter
+) -> None:
+    """The writer reports which part of a record's wait came after it was free (what handing
+    over to its thread costs) apart from the transaction in flight (which a caller recording
+    on its own would wait for too, on the same lock)."""
+    held = 0.4
+    tasks = [started(service) for _ in range(CALLERS)]
+    records = [partial(writer.save, task) for task in tasks]
+    for future in queued_behind_lock(settings, writer, records, hold_seconds=held):
+        future.result()
+
+    assert writer.batches == 2
+    assert writer.max_wait_seconds >= held
+    assert writer.wait_percentile(0.99) >= held
+    assert writer.max_handover_seconds < held / 2
+    assert "of it after the writer was free: p99" in writer.summary()
 
 
 def test_a_caller_returns_only_after_its_events_are_stored(
