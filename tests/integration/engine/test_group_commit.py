@@ -91,7 +91,7 @@ def test_a_wait_behind_the_transaction_in_flight_is_not_counted_as_handover(
     on its own would wait for too, on the same lock)."""
     held = 0.4
     tasks = [started(service) for _ in range(CALLERS)]
-    records = [partial(writer.save, task) for task in tasks]
+    records: list[Callable[[], None]] = [partial(writer.save, task) for task in tasks]
     for future in queued_behind_lock(settings, writer, records, hold_seconds=held):
         future.result()
 
