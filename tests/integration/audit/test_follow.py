@@ -76,6 +76,9 @@ class Following:
         if self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait(timeout=10)
+        for pipe in (self.popen.stdout, self.popen.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 @pytest.fixture
