@@ -29,7 +29,6 @@ from tasktrail.http.sse_response import WatchedEventSourceResponse
 
 T = TypeVar("T")
 CATCH_UP_BATCH = 500
-MAX_WAIT_SECONDS = 1.0
 MAX_CURSOR = 10**18 - 1  # eighteen digits: the document states it too
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -87,7 +86,9 @@ async def stream_all(request: Request) -> Response:
 
 async def all_events(ctx: ApiContext, after: int | None) -> AsyncIterator[ServerSentEvent | bytes]:
     deadline = time.monotonic() + ctx.settings.sse_max_connection_seconds
-    subscription, backlog, watermark = ctx.hub.subscribe(ctx.hub.head if after is None else after)
+    subscription, backlog, watermark = ctx.hub.subscribe(
+        ctx.hub.head if after is None else after, deadline=deadline
+    )
     last = watermark if after is None else after
     try:
         yield ServerSentEvent(retry=ctx.settings.sse_retry_ms, comment="tasktrail")
@@ -95,7 +96,7 @@ async def all_events(ctx: ApiContext, after: int | None) -> AsyncIterator[Server
             async for chunk in backlog_chunks(ctx, backlog, last, watermark):
                 yield frames(chunk)
                 last = chunk[-1].position
-            async for chunk in live_chunks(ctx, subscription, last, deadline):
+            async for chunk in live_chunks(subscription, last):
                 yield frames(chunk)
                 last = chunk[-1].position
             if not fell_behind(subscription, deadline):
@@ -103,7 +104,7 @@ async def all_events(ctx: ApiContext, after: int | None) -> AsyncIterator[Server
             # The client read slower than events came: catch up from the ring or the log
             # on this same connection, then carry on live.
             ctx.hub.unsubscribe(subscription)
-            subscription, backlog, watermark = ctx.hub.subscribe(last)
+            subscription, backlog, watermark = ctx.hub.subscribe(last, deadline=deadline)
     finally:
         ctx.hub.unsubscribe(subscription)
 
@@ -143,22 +144,17 @@ async def database_backlog(ctx: ApiContext, after: int, upto: int) -> AsyncItera
 
 
 async def live_chunks(
-    ctx: ApiContext,
     subscription: Subscription,
     last: int,
-    deadline: float,
     *,
     until: Callable[[StreamEvent], bool] = lambda _e: False,
 ) -> AsyncIterator[list[StreamEvent]]:
     """Queued live events above ``last``, as many as are waiting at a time, until ``until``
     says stop (after that event), the queue overflows, the server shuts down or the
-    connection reaches its ``deadline`` (its maximum lifetime)."""
-    while not subscription.closed:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
+    subscription expires (the connection's maximum lifetime)."""
+    while not subscription.closed and not subscription.expired:
         chunk: list[StreamEvent] = []
-        for event in await subscription.take(min(remaining, MAX_WAIT_SECONDS)):
+        for event in await subscription.take():
             if event.position <= last:
                 continue
             chunk.append(event)
@@ -201,7 +197,7 @@ async def task_events(
     ctx: ApiContext, task_id: UUID, after: int
 ) -> AsyncIterator[ServerSentEvent | bytes]:
     deadline = time.monotonic() + ctx.settings.sse_max_connection_seconds
-    subscription, _, _ = ctx.hub.subscribe(ctx.hub.head, str(task_id))
+    subscription, _, _ = ctx.hub.subscribe(ctx.hub.head, str(task_id), deadline=deadline)
     last = after
     try:
         yield ServerSentEvent(retry=ctx.settings.sse_retry_ms, comment="tasktrail")
@@ -218,16 +214,14 @@ async def task_events(
                 if step.topic in TERMINAL_TYPES:
                     return
             ended = False
-            async for chunk in live_chunks(
-                ctx, subscription, last, deadline, until=lambda e: e.terminal
-            ):
+            async for chunk in live_chunks(subscription, last, until=lambda e: e.terminal):
                 yield frames(chunk)
                 last = chunk[-1].position
                 ended = chunk[-1].terminal
             if ended or not fell_behind(subscription, deadline):
                 return
             ctx.hub.unsubscribe(subscription)
-            subscription, _, _ = ctx.hub.subscribe(ctx.hub.head, str(task_id))
+            subscription, _, _ = ctx.hub.subscribe(ctx.hub.head, str(task_id), deadline=deadline)
     finally:
         ctx.hub.unsubscribe(subscription)
 
