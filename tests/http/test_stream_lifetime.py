@@ -5,7 +5,6 @@ receives nothing twice."""
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Iterator
 
@@ -78,17 +77,12 @@ def busy_stream_across_lifetimes(server: Server) -> None:
     assert task_recorder.connected.wait(10)
     steps = 40
 
-    def write() -> None:
-        for step in range(1, steps + 1):  # ~3 lifetimes of steady events
-            server.writer.progress(task, step, steps)
-            server.writer.progress(running, step, steps)
-            time.sleep(3 * LIFETIME / steps)
-        server.writer.complete(task)
-        server.writer.complete(running)
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    writer.join()
+    for step in range(1, steps + 1):  # ~3 lifetimes of steady events
+        server.writer.progress(task, step, steps)
+        server.writer.progress(running, step, steps)
+        time.sleep(3 * LIFETIME / steps)
+    server.writer.complete(task)
+    server.writer.complete(running)
     expected = [p for p in log_positions(server) if p > head]
     try:
         assert recorder.wait_for(len(expected), 15), (len(recorder.events), len(expected))
